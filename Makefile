@@ -1,0 +1,54 @@
+# The README's commands. `make dev` sets up and starts Dagster; `make test` sets up and tests.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export PLATFORM_DATA_DIR ?= $(CURDIR)/data
+PUNKAPI_DB := punkapi-db@2.6.0
+
+.PHONY: setup data dev test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+# Fill PLATFORM_DATA_DIR (default ./data, git-ignored) with what is missing and can be had
+# from a package registry: the Punk API dump ships in the npm package punkapi-db.
+data:
+	@if [ ! -f "$(PLATFORM_DATA_DIR)/punkapi/beers.json" ]; then \
+	  echo "fetching $(PUNKAPI_DB) into $(PLATFORM_DATA_DIR)/punkapi"; \
+	  tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent $(PUNKAPI_DB) >/dev/null && \
+	    tar xzf punkapi-db-*.tgz) && mkdir -p "$(PLATFORM_DATA_DIR)/punkapi" && \
+	  $(BIN)/python -c "import json,sys; d=sorted(json.load(open(sys.argv[1])), key=lambda r: r['id']); json.dump(d, open(sys.argv[2], 'w'), indent=1)" \
+	    $$tmp/package/data.json "$(PLATFORM_DATA_DIR)/punkapi/beers.json" && rm -rf $$tmp; \
+	fi
+	@test -f "$(PLATFORM_DATA_DIR)/punkapi/beers.json" || \
+	  { echo "missing $(PLATFORM_DATA_DIR)/punkapi/beers.json" >&2; exit 1; }
+
+setup: $(VENV)/.installed data
+	mkdir -p "$(DAGSTER_HOME)"
+	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+dev: setup
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	mkdir -p bench-results
+	$(BIN)/python benchmarks/ibu_model.py --json bench-results/ibu_model.json
+	$(BIN)/python benchmarks/beer_graph.py --json bench-results/beer_graph.json
+
+clean:
+	rm -rf $(VENV) .dagster_home .platform

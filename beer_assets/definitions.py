@@ -1,0 +1,44 @@
+"""The ``beer`` code location: Punk API ingestion, cleaned table, IBU model and predictions."""
+
+import dagster as dg
+
+from beer_assets.ibu.assets import candidate_promotion, ibu_model_candidate, ibu_predictions
+from beer_assets.ingest.assets import punkapi_raw_beers, validated_beers
+from beer_assets.ingest.checks import ingest_checks
+from beer_assets.punkapi.resource import PunkApiResource
+from platform_core.resources import shared_resources
+from platform_core.settings import default_punk_api_url, setting
+
+ingest_selection = dg.AssetSelection.assets(punkapi_raw_beers, validated_beers)
+
+# Systems C and D polled GET /beers/random every five minutes; here it is one job that lands
+# the response, refreshes the cleaned table and re-scores with the champion. Off by default.
+punkapi_poll_job = dg.define_asset_job(
+    "punkapi_random_poll",
+    selection=ingest_selection | dg.AssetSelection.assets(ibu_predictions),
+    config={"ops": {"punkapi_raw_beers": {"config": {"mode": "random", "count": 1}}}},
+    description="Land one random beer, refresh the cleaned table and predictions.",
+)
+punkapi_crawl_job = dg.define_asset_job(
+    "punkapi_full_crawl",
+    selection=dg.AssetSelection.groups("beer_ingest", "beer_ibu"),
+    description="Crawl every page, clean, retrain, promote and predict.",
+)
+punkapi_poll_schedule = dg.ScheduleDefinition(
+    job=punkapi_poll_job,
+    cron_schedule="*/5 * * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
+
+defs = dg.Definitions(
+    assets=[punkapi_raw_beers, validated_beers, ibu_model_candidate, ibu_predictions],
+    asset_checks=[*ingest_checks, candidate_promotion],
+    jobs=[punkapi_poll_job, punkapi_crawl_job],
+    schedules=[punkapi_poll_schedule],
+    resources={
+        **shared_resources(),
+        "punk_api": PunkApiResource(base_url=setting("PUNK_API_URL", default_punk_api_url())),
+    },
+    # Steps are small and import heavy libraries: one process beats one per step on 2 cores.
+    executor=dg.in_process_executor,
+)

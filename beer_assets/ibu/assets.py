@@ -1,0 +1,218 @@
+"""IBU model: train a candidate, register it, promote it by a blocking check, predict."""
+
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from beer_assets.ibu import model as ibu
+from platform_core.model_store import ModelStoreResource
+from platform_core.plots import bar_plot, residual_plot
+from platform_core.registry import ChecksumMismatchError, ModelVersion, Status
+
+GROUP = "beer_ibu"
+MODEL_NAME = "beer_ibu"
+CANDIDATE = dg.AssetKey("ibu_model_candidate")
+
+
+class TrainConfig(dg.Config):
+    cv_repeats: int = Field(default=3, ge=1, le=20, description="Repeats of 5-fold CV.")
+    cv_seed: int = Field(default=0, description="Seed of the CV folds (same for every spec).")
+
+
+def model_files(model: ibu.FittedModel) -> dict[str, bytes]:
+    """The model's safe-format files (XGBoost JSON + spec JSON) as bytes for the registry."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return {p.name: p.read_bytes() for p in ibu.save(model, tmp)}
+
+
+def model_from_files(files: dict[str, bytes]) -> ibu.FittedModel:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        return ibu.load(tmp)
+
+
+def load_champion(model_store: ModelStoreResource) -> tuple[ModelVersion, ibu.FittedModel]:
+    """The champion, its files verified against the registered checksums."""
+    registry = model_store.registry(MODEL_NAME)
+    champion = registry.champion()
+    if champion is None:
+        pending = [v.version for v in registry.versions() if v.status == Status.PENDING_APPROVAL]
+        hint = f"; approve one with `platform-models approve {MODEL_NAME} N` ({pending})"
+        raise dg.Failure(f"{MODEL_NAME} has no champion yet" + (hint if pending else ""))
+    return champion, model_from_files(registry.verify(champion))
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"xgboost", "python"},
+    description="A newly trained IBU model registered as a candidate, evaluated on system C's "
+    "split and on repeated 5-fold CV next to system C's model and the current champion.",
+)
+def ibu_model_candidate(
+    context: dg.AssetExecutionContext,
+    config: TrainConfig,
+    beers_clean: pd.DataFrame,
+    model_store: ModelStoreResource,
+) -> dg.MaterializeResult:
+    registry = model_store.registry(MODEL_NAME)
+    champion = registry.champion()
+    cv_args = {"n_repeats": config.cv_repeats, "seed": config.cv_seed}
+
+    cand_split = ibu.evaluate_seed_split(ibu.CANDIDATE_SPEC, beers_clean)
+    seed_split = ibu.evaluate_seed_split(ibu.SEED_SPEC, beers_clean)
+    cand_cv = ibu.evaluate_cv(ibu.CANDIDATE_SPEC, beers_clean, **cv_args)
+    seed_cv = ibu.evaluate_cv(ibu.SEED_SPEC, beers_clean, **cv_args)
+    champion_cv = None
+    if champion is not None:
+        champion_spec = ibu.ModelSpec.from_json(champion.params["spec"])
+        champion_cv = ibu.evaluate_cv(champion_spec, beers_clean, **cv_args)["mae"]
+
+    model = ibu.fit(ibu.CANDIDATE_SPEC, beers_clean)
+    metrics = {
+        "cv_mae": cand_cv["mae"],
+        "cv_mae_std": cand_cv["mae_std"],
+        "cv_rmse": cand_cv["rmse"],
+        "cv_r2": cand_cv["r2"],
+        "seed_split_mae": cand_split["mae"],
+        "seed_split_rmse": cand_split["rmse"],
+        "seed_split_r2": cand_split["r2"],
+        "baseline_cv_mae": seed_cv["mae"],
+        "baseline_seed_split_mae": seed_split["mae"],
+    }
+    if champion_cv is not None:
+        metrics["champion_cv_mae"] = champion_cv
+    mv = registry.register(
+        model_files(model),
+        metrics=metrics,
+        params={
+            "spec": ibu.CANDIDATE_SPEC.to_json(),
+            "cv": {"n_splits": 5, **cv_args},
+            "champion_version": champion.version if champion else None,
+            "training_rows": cand_cv["n_rows"],
+        },
+        run_id=context.run.run_id,
+    )
+    context.log.info(f"registered {mv.label}: cv_mae {cand_cv['mae']:.3f}")
+    return dg.MaterializeResult(
+        metadata={
+            "version": mv.version,
+            "model_uri": dg.MetadataValue.path(
+                model_store.storage.uri(registry.file_key(mv.version, ""))
+            ),
+            "checksums": dg.MetadataValue.json(mv.files),
+            **{k: round(v, 4) for k, v in metrics.items()},
+            "training_rows": cand_cv["n_rows"],
+            "residuals_seed_split": residual_plot(
+                cand_split["y_true"], cand_split["y_pred"], "candidate, system C's split"
+            ),
+            "residuals_baseline": residual_plot(
+                seed_split["y_true"], seed_split["y_pred"], "system C's model, same split"
+            ),
+            "feature_importance": bar_plot(ibu.feature_importance(model), "gain importance"),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=CANDIDATE,
+    blocking=True,
+    description="Promote the newest candidate to champion when it beats the current champion "
+    "on the same CV folds (or wait for approval); refuse files whose checksum does not match.",
+)
+def candidate_promotion(
+    context: dg.AssetCheckExecutionContext, model_store: ModelStoreResource
+) -> dg.AssetCheckResult:
+    registry = model_store.registry(MODEL_NAME)
+    event = context.instance.get_latest_materialization_event(CANDIDATE)
+    if event is None or event.asset_materialization is None:
+        return _promotion_result(False, "no candidate has been trained yet", -1)
+    candidate = registry.get(int(event.asset_materialization.metadata["version"].value))
+    if candidate.status != Status.CANDIDATE:  # decided earlier: report, do not decide twice
+        reason = candidate.history[-1]["reason"]
+        return _promotion_result(
+            candidate.status != Status.REJECTED, reason, candidate.version, status=candidate.status
+        )
+    try:
+        registry.verify(candidate)
+    except ChecksumMismatchError as exc:
+        registry.set_status(candidate.version, Status.REJECTED, str(exc))
+        return _promotion_result(False, str(exc), candidate.version, error=True)
+    m = candidate.metrics
+    if m["cv_mae"] >= m["baseline_cv_mae"]:
+        reason = (
+            f"cv_mae {m['cv_mae']:.3f} is not better than system C's {m['baseline_cv_mae']:.3f}"
+        )
+        registry.set_status(candidate.version, Status.REJECTED, reason)
+        return _promotion_result(False, reason, candidate.version, error=True)
+    champion = registry.champion()
+    more_data = champion is not None and candidate.params.get(
+        "training_rows", 0
+    ) > champion.params.get("training_rows", 0)
+    decision = model_store.decide(m["cv_mae"], m.get("champion_cv_mae"), more_data=more_data)
+    registry.set_status(candidate.version, decision.status, decision.reason)
+    context.log.info(f"{candidate.label}: {decision.status} ({decision.reason})")
+    return _promotion_result(
+        decision.status != Status.REJECTED,
+        decision.reason,
+        candidate.version,
+        status=decision.status,
+    )
+
+
+def _promotion_result(
+    passed: bool, reason: str, version: int, *, status: str = "", error: bool = False
+) -> dg.AssetCheckResult:
+    """ERROR for broken candidates (tampered, worse than system C); a candidate that merely
+    loses to the champion is a WARN: the champion keeps serving predictions."""
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN,
+        description=reason,
+        metadata={"version": version, "status": str(status or Status.REJECTED)},
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"xgboost", "pandas", "parquet"},
+    deps=[CANDIDATE],
+    description="IBU predicted by the champion for every beer; the five beers without a "
+    "published IBU get the prediction in ibu_filled.",
+)
+def ibu_predictions(
+    context: dg.AssetExecutionContext,
+    beers_clean: pd.DataFrame,
+    model_store: ModelStoreResource,
+) -> dg.Output[pd.DataFrame]:
+    champion, model = load_champion(model_store)
+    predicted = ibu.predict(model, beers_clean)
+    out = pd.DataFrame(
+        {
+            "id": beers_clean["id"].astype("Int64"),
+            "name": beers_clean["name"].astype("string"),
+            "ibu_published": beers_clean["ibu"].astype("float64"),
+            "ibu_predicted": predicted.astype("float64"),
+        }
+    )
+    out["ibu_filled"] = out["ibu_published"].fillna(out["ibu_predicted"])
+    out["model_version"] = champion.version
+    filled = int(out["ibu_published"].isna().sum())
+    known = out.dropna(subset=["ibu_published"])
+    context.log.info(f"{champion.label} scored {len(out)} beers, filled {filled}")
+    return dg.Output(
+        out,
+        metadata={
+            "model_version": champion.version,
+            "filled_nulls": filled,
+            "in_sample_mae": round(
+                float((known["ibu_published"] - known["ibu_predicted"]).abs().mean()), 3
+            ),
+            "filled_rows": dg.MetadataValue.md(
+                out[out["ibu_published"].isna()].to_markdown(index=False)
+            ),
+        },
+    )

@@ -1,0 +1,152 @@
+"""Punk API → raw landing (append-only) → cleaned beer table + quarantine."""
+
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from beer_assets.ingest.clean import clean_beers, column_descriptions
+from beer_assets.ingest.landing import RAW_PREFIX, iter_raw_pages, land
+from beer_assets.ingest.quarantine import sort_records
+from beer_assets.punkapi.client import FetchResult
+from beer_assets.punkapi.resource import PunkApiResource
+from platform_core.storage import PlatformStorage
+from platform_core.tables import table_schema
+
+GROUP = "beer_ingest"
+
+
+class IngestConfig(dg.Config):
+    """How to ingest: a full crawl of every page, or the 5-minute ``random`` poll."""
+
+    mode: Literal["crawl", "random"] = Field(default="crawl")
+    count: int = Field(default=1, ge=1, le=80, description="Random beers per poll.")
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "json"},
+    description="Punk API responses landed exactly as received, append-only, one folder per "
+    "ingestion under raw/punkapi/ingest_date=…/ingested_at=…-<mode>/.",
+)
+def punkapi_raw_beers(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    punk_api: PunkApiResource,
+    storage: PlatformStorage,
+) -> dg.MaterializeResult:
+    client = punk_api.get_client()
+    result = client.crawl() if config.mode == "crawl" else _random_poll(client, config.count)
+    landing = land(storage, result, mode=config.mode, run_id=context.run.run_id)
+    context.log.info(f"landed {landing.records} records in {landing.folder}")
+    return dg.MaterializeResult(
+        metadata={
+            "mode": config.mode,
+            "landing": dg.MetadataValue.path(storage.uri(landing.folder)),
+            "records": landing.records,
+            "pages": landing.pages,
+            "requests": result.requests,
+            "retries": result.retries,
+            "size_bytes": landing.size_bytes,
+            "landings_total": len({k.split("/")[-2] for k in storage.list_keys(RAW_PREFIX)}),
+        }
+    )
+
+
+def _random_poll(client, count: int) -> FetchResult:
+    """``count`` calls of GET /beers/random gathered into one result."""
+    results = [client.random() for _ in range(count)]
+    return FetchResult(
+        raw_pages=[p for r in results for p in r.raw_pages],
+        records=[x for r in results for x in r.records],
+        requests=sum(r.requests for r in results),
+        retries=sum(r.retries for r in results),
+        errors=[e for r in results for e in r.errors],
+    )
+
+
+class QuarantineConfig(dg.Config):
+    max_quarantine_share: float = Field(
+        default=0.05, ge=0, le=1, description="Largest tolerated share of invalid items."
+    )
+
+
+@dg.multi_asset(
+    outs={
+        "beers_clean": dg.AssetOut(
+            group_name=GROUP,
+            kinds={"pandas", "parquet"},
+            description="One row per beer id (latest landed version wins): system C's nine "
+            "columns plus attenuation, volumes, first-brewed date and ingredient features.",
+        ),
+        "punkapi_quarantine": dg.AssetOut(
+            group_name=GROUP,
+            kinds={"pandas", "parquet"},
+            description="Landed items that failed the v2 schema, with the reason for each.",
+        ),
+    },
+    deps=[punkapi_raw_beers],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "quarantine_share_below_threshold",
+            asset="beers_clean",
+            blocking=True,
+            description="Share of landed items that failed validation stays under the limit.",
+        )
+    ],
+)
+def validated_beers(
+    context: dg.AssetExecutionContext, storage: PlatformStorage, config: QuarantineConfig
+):
+    """Validate every landed item; valid ones are cleaned, the rest quarantined with reasons."""
+    sorted_ = sort_records(iter_raw_pages(storage))
+    clean = clean_beers(sorted_.valid)
+    nulls = {c: int(n) for c, n in clean.isna().sum().items() if n}
+    yield dg.Output(
+        clean,
+        output_name="beers_clean",
+        metadata={
+            "dagster/column_schema": table_schema(clean, column_descriptions),
+            "valid_items_seen": len(sorted_.valid),
+            "null_counts": dg.MetadataValue.json(nulls),
+            "preview": dg.MetadataValue.md(clean.head(10)[_PREVIEW].to_markdown(index=False)),
+        },
+    )
+    yield dg.Output(
+        sorted_.quarantine,
+        output_name="punkapi_quarantine",
+        metadata={
+            "quarantined": len(sorted_.quarantine),
+            "items_seen": sorted_.seen,
+            "share": round(sorted_.quarantine_share, 4),
+            "reasons": dg.MetadataValue.json(_reason_counts(sorted_.quarantine)),
+        },
+    )
+    share = sorted_.quarantine_share
+    yield dg.AssetCheckResult(
+        asset_key="beers_clean",
+        check_name="quarantine_share_below_threshold",
+        passed=share <= config.max_quarantine_share,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "share": round(share, 4),
+            "quarantined": len(sorted_.quarantine),
+            "items_seen": sorted_.seen,
+            "threshold": config.max_quarantine_share,
+        },
+        description=f"{len(sorted_.quarantine)} of {sorted_.seen} landed items quarantined",
+    )
+
+
+_PREVIEW = ["id", "name", "abv", "ibu", "target_og", "tinseth_ibu_est"]
+
+
+def _reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
+    """How often each field is blamed (the text before the first colon of each reason)."""
+    counts: dict[str, int] = {}
+    for reasons in quarantine["reasons"].dropna():
+        for reason in str(reasons).split("; "):
+            field = reason.split(":", 1)[0]
+            counts[field] = counts.get(field, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))

@@ -1,0 +1,37 @@
+"""The model store as a resource: registries over platform storage plus the promotion policy."""
+
+import dagster as dg
+from pydantic import Field
+
+from platform_core.registry import ModelRegistry, PromotionDecision, decide_promotion
+from platform_core.storage import PlatformStorage
+
+
+class ModelStoreResource(dg.ConfigurableResource):
+    """MODEL_APPROVAL=manual keeps a better candidate pending until someone approves it."""
+
+    storage: dg.ResourceDependency[PlatformStorage]
+    approval: str = Field(
+        default="auto",
+        description="'auto': a better candidate becomes champion at once; 'manual': it waits "
+        "as pending_approval until `platform-models approve NAME VERSION`.",
+    )
+    min_improvement: float = Field(
+        default=0.0, description="How much lower the candidate's CV error must be."
+    )
+
+    def registry(self, name: str) -> ModelRegistry:
+        return ModelRegistry(self.storage, name)
+
+    def decide(
+        self, candidate_score: float, champion_score: float | None, *, more_data: bool = False
+    ) -> PromotionDecision:
+        if self.approval not in {"auto", "manual"}:
+            raise ValueError(f"approval: expected 'auto' or 'manual', got {self.approval!r}")
+        return decide_promotion(
+            candidate_score,
+            champion_score,
+            require_approval=self.approval == "manual",
+            min_improvement=self.min_improvement,
+            more_data=more_data,
+        )
