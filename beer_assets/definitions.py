@@ -7,7 +7,7 @@ from beer_assets.ingest.assets import punkapi_raw_beers, validated_beers
 from beer_assets.ingest.checks import ingest_checks
 from beer_assets.punkapi.resource import PunkApiResource
 from platform_core.resources import shared_resources
-from platform_core.settings import default_punk_api_url, setting
+from platform_core.settings import default_punk_api_url, int_setting, setting
 
 ingest_selection = dg.AssetSelection.assets(punkapi_raw_beers, validated_beers)
 
@@ -37,7 +37,10 @@ defs = dg.Definitions(
     schedules=[punkapi_poll_schedule],
     resources={
         **shared_resources(),
-        "punk_api": PunkApiResource(base_url=setting("PUNK_API_URL", default_punk_api_url())),
+        "punk_api": PunkApiResource(
+            base_url=setting("PUNK_API_URL", default_punk_api_url()),
+            max_requests_per_hour=int_setting("PUNK_API_MAX_REQUESTS_PER_HOUR", 3600),
+        ),
     },
     # Steps are small and import heavy libraries: one process beats one per step on 2 cores.
     executor=dg.in_process_executor,

@@ -22,6 +22,11 @@ def setting(name: str, default: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
+def int_setting(name: str, default: int) -> int:
+    """An integer variable as ``EnvVar.int`` when set, otherwise the local default."""
+    return dg.EnvVar.int(name) if os.environ.get(name) else default
+
+
 def optional_setting(name: str) -> str | dg.EnvVar | None:
     """The variable ``name`` as an EnvVar when set, otherwise None."""
     return dg.EnvVar(name) if os.environ.get(name) else None

@@ -41,9 +41,13 @@ class PlatformStorage(dg.ConfigurableResource):
 
     root: str = Field(description="Local folder or s3://bucket/prefix holding all platform data.")
     s3: S3Resource = Field(
-        default_factory=S3Resource,
         description="S3 connection used when root is an s3:// URI (endpoint, region, keys).",
     )
+
+    @classmethod
+    def local(cls, root: str) -> "PlatformStorage":
+        """Storage on a local folder (the S3 settings are then unused)."""
+        return cls(root=root, s3=S3Resource())
 
     # -- paths ---------------------------------------------------------------------------
     @property

@@ -14,6 +14,7 @@ import collections
 import email.utils
 import itertools
 import json
+import math
 import random
 import threading
 import time
@@ -135,23 +136,24 @@ class RateLimiter:
     def acquire(self) -> float:
         """Block until a request may be sent; return the time slot granted (clock units)."""
         with self._lock:
+            earliest = self._earliest_slot()
             now = self._clock()
-            slot = self._next_slot(now)
+            slot = max(now, earliest)
             self._granted.append(slot)
+            while self._granted[0] <= now - self.window_s:
+                self._granted.popleft()  # too old to constrain any future slot
         if slot > now:
             self._sleep(slot - now)
         return slot
 
-    def _next_slot(self, now: float) -> float:
-        """Earliest time >= now that keeps both the pacing and the window cap (lock held)."""
-        while self._granted and self._granted[0] <= now - self.window_s:
-            self._granted.popleft()
-        slot = now
-        if self._granted:
-            slot = max(slot, self._granted[-1] + self.min_interval_s)
+    def _earliest_slot(self) -> float:
+        """Earliest time allowed by the pacing and the window cap (lock held)."""
+        if not self._granted:
+            return -math.inf
+        earliest = self._granted[-1] + self.min_interval_s
         if len(self._granted) >= self.max_requests:
-            slot = max(slot, self._granted[-self.max_requests] + self.window_s)
-        return slot
+            earliest = max(earliest, self._granted[-self.max_requests] + self.window_s)
+        return earliest
 
 
 @dataclass

@@ -12,12 +12,15 @@ class PunkApiResource(dg.ConfigurableResource):
     base_url: str = Field(description="API root (…/v2) or file:// URL of a beers.json dump.")
     timeout_s: float = Field(default=10.0, description="Per-request timeout.")
     max_retries: int = Field(default=5, description="Retries on 429, 5xx, timeouts, bad JSON.")
-    max_requests_per_hour: int = Field(default=3600, description="The public API's limit.")
+    max_requests_per_hour: int = Field(
+        default=3600,
+        description="Pacing; the public API allowed 3600/h. 0 = unlimited (a local server).",
+    )
 
     def get_client(self) -> PunkApiClient:
         return PunkApiClient(
             self.base_url,
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
-            max_requests_per_hour=self.max_requests_per_hour,
+            max_requests_per_hour=self.max_requests_per_hour or None,
         )

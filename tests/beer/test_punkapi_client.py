@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -32,16 +33,24 @@ def _assert_complete(result: FetchResult, beers: list[Beer]) -> None:
 
 
 class FakeClock:
-    """A clock that only moves when someone sleeps; safe to share between threads."""
+    """A clock that only moves when someone sleeps; safe to share between threads.
 
-    def __init__(self) -> None:
+    ``switch_s`` > 0 makes every reading give up the CPU for real, so threads interleave
+    inside the limiter's critical section and a missing lock shows up as a broken limit.
+    """
+
+    def __init__(self, switch_s: float = 0.0) -> None:
         self.now = 0.0
         self.sleeps: list[float] = []
+        self.switch_s = switch_s
         self._lock = threading.Lock()
 
     def __call__(self) -> float:
         with self._lock:
-            return self.now
+            now = self.now
+        if self.switch_s:
+            time.sleep(self.switch_s)
+        return now
 
     def sleep(self, seconds: float) -> None:
         with self._lock:
@@ -322,7 +331,7 @@ def test_rate_limiter_does_not_wait_after_idle_time() -> None:
 
 
 def test_rate_limiter_is_thread_safe() -> None:
-    clock = FakeClock()
+    clock = FakeClock(switch_s=0.0005)
     limiter = RateLimiter(5, window_s=1.0, clock=clock, sleep=clock.sleep)
     slots: list[float] = []
     lock = threading.Lock()
@@ -334,10 +343,15 @@ def test_rate_limiter_is_thread_safe() -> None:
                 slots.append(slot)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, inside the limiter's critical section too
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert len(slots) == 200 and len(set(slots)) == 200
     assert _max_in_any_window(slots, 1.0) == 5
 

@@ -1,0 +1,229 @@
+"""The beer graph in Dagster: end to end on real data, and its checks on planted bad data."""
+
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from beer_assets.definitions import defs
+from beer_assets.ibu.assets import MODEL_NAME
+from beer_assets.ingest import checks
+from beer_assets.ingest.landing import RAW_PREFIX
+from beer_assets.punkapi.resource import PunkApiResource
+from beer_assets.punkapi.server import FaultPlan, FaultRule
+from platform_core.model_store import ModelStoreResource
+from platform_core.registry import ChecksumMismatchError, ModelRegistry, Status
+from platform_core.storage import PlatformStorage
+from platform_core.tables import ParquetTableIOManager
+from tests.conftest import s3_storage
+
+ALL_ASSETS = list(defs.assets)
+ALL_CHECKS = list(defs.asset_checks)
+FAST_TRAIN = {"ops": {"ibu_model_candidate": {"config": {"cv_repeats": 1}}}}
+
+
+def resources(storage: PlatformStorage, api_url: str, approval: str = "auto") -> dict:
+    return {
+        "storage": storage,
+        "io_manager": ParquetTableIOManager(storage=storage),
+        "model_store": ModelStoreResource(storage=storage, approval=approval),
+        "punk_api": PunkApiResource(base_url=api_url, max_requests_per_hour=0, timeout_s=2),
+    }
+
+
+def run_graph(storage, api_url, instance, approval="auto", selection=None, raise_on_error=True):
+    return dg.materialize(
+        ALL_ASSETS + ALL_CHECKS,
+        resources=resources(storage, api_url, approval),
+        instance=instance,
+        run_config=FAST_TRAIN,
+        selection=selection,
+        raise_on_error=raise_on_error,
+    )
+
+
+def check_results(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def failed_errors(result) -> list[str]:
+    return [
+        name
+        for name, e in check_results(result).items()
+        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
+
+
+def materialized(result) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def test_whole_graph_over_http_with_faults_into_s3(moto_endpoint, punkapi_server_factory):
+    """325 beers through a flaky API into S3; every ERROR check passes; 5 null IBUs filled."""
+    server = punkapi_server_factory(
+        FaultPlan(server_error=FaultRule(every_nth=3), truncated=FaultRule(every_nth=4))
+    )
+    storage = s3_storage(moto_endpoint)
+    with dg.instance_for_test() as instance:
+        result = run_graph(storage, server.url, instance)
+        assert result.success
+        assert failed_errors(result) == []
+        assert materialized(result) == {
+            "punkapi_raw_beers",
+            "beers_clean",
+            "punkapi_quarantine",
+            "ibu_model_candidate",
+            "ibu_predictions",
+        }
+    raw_meta = result.asset_materializations_for_node("punkapi_raw_beers")[0].metadata
+    assert raw_meta["retries"].value > 0
+    clean = storage.read_parquet("tables/beers_clean.parquet")
+    assert len(clean) == 325 and clean["id"].is_unique
+    preds = storage.read_parquet("tables/ibu_predictions.parquet")
+    assert len(preds) == 325
+    assert preds["ibu_filled"].notna().all()
+    assert int(preds["ibu_published"].isna().sum()) == 5
+    assert (preds["model_version"] == 1).all()
+    assert ModelRegistry(storage, MODEL_NAME).champion().version == 1
+    assert storage.list_keys(RAW_PREFIX)  # raw landing is in the bucket too
+
+
+def test_planted_bad_items_are_quarantined_with_reasons(local_storage, data_dir):
+    beers = json.loads((data_dir / "punkapi" / "beers.json").read_text())
+    bad_abv = {**beers[0], "abv": -1.0}
+    no_id = {k: v for k, v in beers[1].items() if k != "id"}
+    landing = f"{RAW_PREFIX}/ingest_date=2024-01-01/ingested_at=20240101T000000000000Z-crawl"
+    local_storage.write_bytes(f"{landing}/page-0001.json", json.dumps(beers[:10]).encode())
+    local_storage.write_bytes(f"{landing}/page-0002.json", json.dumps([bad_abv, no_id]).encode())
+    local_storage.write_bytes(f"{landing}/page-0003.json", b'[{"id": 1, "na')  # truncated
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*ALL_ASSETS, *ALL_CHECKS],
+            selection=dg.AssetSelection.assets("beers_clean", "punkapi_quarantine"),
+            resources=resources(local_storage, "file:///unused"),
+            instance=instance,
+            raise_on_error=False,
+        )
+    quarantine = local_storage.read_parquet("tables/punkapi_quarantine.parquet")
+    assert len(quarantine) == 3
+    reasons = " | ".join(quarantine["reasons"])
+    assert "abv" in reasons and "id" in reasons and "not valid JSON" in reasons
+    # 3 of 13 items is far over the 5 % limit: the blocking check fails with ERROR.
+    share = check_results(result)["quarantine_share_below_threshold"]
+    assert not share.passed and share.severity == dg.AssetCheckSeverity.ERROR
+    clean = local_storage.read_parquet("tables/beers_clean.parquet")
+    assert sorted(clean["id"]) == list(range(1, 11))  # first record's good version kept
+
+
+def test_blocking_check_stops_the_model(local_storage, punkapi_server):
+    """A planted invalid landing pushes the quarantine share over the limit: no model trains."""
+    landing = f"{RAW_PREFIX}/ingest_date=2000-01-01/ingested_at=20000101T000000000000Z-crawl"
+    junk = [{"id": i, "name": "junk"} for i in range(1000, 1100)]
+    local_storage.write_bytes(f"{landing}/page-0001.json", json.dumps(junk).encode())
+    with dg.instance_for_test() as instance:
+        result = run_graph(local_storage, punkapi_server.url, instance, raise_on_error=False)
+    assert "quarantine_share_below_threshold" in failed_errors(result)
+    assert "ibu_model_candidate" not in materialized(result)
+    assert "ibu_predictions" not in materialized(result)
+
+
+@pytest.mark.parametrize(
+    ("check", "plant"),
+    [
+        (checks.ids_unique_and_present, lambda df: pd.concat([df, df.head(2)])),
+        (checks.values_in_physical_range, lambda df: df.assign(abv=-df["abv"])),
+        (checks.values_in_physical_range, lambda df: df.assign(ibu=df["ibu"] - 1000)),
+        (checks.values_plausible, lambda df: df.assign(ph=df["ph"] * 10)),
+    ],
+)
+def test_checks_fail_with_error_on_planted_rows(check, plant, clean_table):
+    assert check(clean_table).passed  # type: ignore[call-arg]
+    result = check(plant(clean_table))  # type: ignore[call-arg]
+    assert not result.passed
+    assert result.severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_known_source_errors_only_warn(clean_table):
+    """The real dump has 12 swapped gravities and one pH of 79: listed, WARN, not ERROR."""
+    result = checks.values_plausible(clean_table)  # type: ignore[call-arg]
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert 317 in result.metadata["ph outside [2, 7]"].value
+    assert len(result.metadata["target_og < target_fg"].value) == 12
+
+
+@pytest.fixture(scope="module")
+def clean_table(data_dir) -> pd.DataFrame:
+    from beer_assets.ingest.clean import clean_beers
+
+    return clean_beers(json.loads((data_dir / "punkapi" / "beers.json").read_text()))
+
+
+def test_lost_raw_data_fails_row_count_and_blocks(local_storage, punkapi_server):
+    with dg.instance_for_test() as instance:
+        assert run_graph(local_storage, punkapi_server.url, instance).success
+        # simulate losing the landing (and with it every beer), then a poll of one beer
+        for key in local_storage.list_keys(RAW_PREFIX):
+            local_storage.delete(key)
+        result = run_graph(
+            local_storage,
+            punkapi_server.url,
+            instance,
+            raise_on_error=False,
+            selection=dg.AssetSelection.all() - dg.AssetSelection.assets("punkapi_raw_beers"),
+        )
+    assert "row_count_not_falling" in failed_errors(result)
+    assert "ibu_model_candidate" not in materialized(result)
+
+
+def test_same_recipe_same_data_is_refused_and_champion_keeps_serving(local_storage, punkapi_server):
+    with dg.instance_for_test() as instance:
+        assert run_graph(local_storage, punkapi_server.url, instance).success
+        second = run_graph(local_storage, punkapi_server.url, instance)
+    reg = ModelRegistry(local_storage, MODEL_NAME)
+    assert [v.status for v in reg.versions()] == [Status.CHAMPION, Status.REJECTED]
+    promo = check_results(second)["candidate_promotion"]
+    assert not promo.passed and promo.severity == dg.AssetCheckSeverity.WARN
+    assert "does not beat" in promo.description
+    preds = local_storage.read_parquet("tables/ibu_predictions.parquet")
+    assert (preds["model_version"] == 1).all()
+
+
+def test_tampered_champion_is_refused(local_storage, punkapi_server):
+    with dg.instance_for_test() as instance:
+        assert run_graph(local_storage, punkapi_server.url, instance).success
+        reg = ModelRegistry(local_storage, MODEL_NAME)
+        champion = reg.champion()
+        name = next(iter(champion.files))
+        local_storage.write_bytes(reg.file_key(champion.version, name), b'{"tampered": true}')
+        with pytest.raises(ChecksumMismatchError):
+            reg.verify(champion)
+        result = run_graph(
+            local_storage,
+            punkapi_server.url,
+            instance,
+            raise_on_error=False,
+            selection=dg.AssetSelection.assets("ibu_predictions"),
+        )
+    assert not result.success
+    assert "ibu_predictions" not in materialized(result)
+
+
+def test_manual_approval_keeps_candidate_pending(local_storage, punkapi_server):
+    with dg.instance_for_test() as instance:
+        result = run_graph(
+            local_storage, punkapi_server.url, instance, approval="manual", raise_on_error=False
+        )
+        reg = ModelRegistry(local_storage, MODEL_NAME)
+        assert reg.get(1).status == Status.PENDING_APPROVAL
+        assert "ibu_predictions" not in materialized(result)  # no champion to score with
+        reg.approve(1)
+        again = run_graph(
+            local_storage,
+            punkapi_server.url,
+            instance,
+            approval="manual",
+            selection=dg.AssetSelection.assets("ibu_predictions"),
+        )
+    assert again.success
+    assert reg.champion().version == 1

@@ -1,0 +1,79 @@
+"""Registry: candidates, promotion by the rule, approval, and refusal of tampered files."""
+
+import pytest
+
+from platform_core.registry import (
+    ChecksumMismatchError,
+    ModelRegistry,
+    RegistryError,
+    Status,
+    decide_promotion,
+)
+from platform_core.storage import PlatformStorage
+
+
+def test_first_candidate_qualifies_and_worse_one_does_not() -> None:
+    assert decide_promotion(10.0, None, require_approval=False).status == Status.CHAMPION
+    worse = decide_promotion(12.0, 10.0, require_approval=False)
+    assert worse.status == Status.REJECTED
+    assert "does not beat" in worse.reason
+    assert decide_promotion(9.0, 10.0, require_approval=False).status == Status.CHAMPION
+
+
+def test_required_improvement_and_tie_on_more_data() -> None:
+    assert decide_promotion(9.9, 10.0, require_approval=False, min_improvement=0.5).status == (
+        Status.REJECTED
+    )
+    assert decide_promotion(10.0, 10.0, require_approval=False).status == Status.REJECTED
+    assert decide_promotion(10.0, 10.0, require_approval=False, more_data=True).status == (
+        Status.CHAMPION
+    )
+
+
+def test_approval_switch_keeps_a_better_candidate_pending() -> None:
+    d = decide_promotion(9.0, 10.0, require_approval=True)
+    assert d.status == Status.PENDING_APPROVAL
+
+
+def test_register_promote_and_retire(any_storage: PlatformStorage) -> None:
+    reg = ModelRegistry(any_storage, "m")
+    v1 = reg.register({"model.json": b"{1}"}, metrics={"cv_mae": 3.0}, params={})
+    v2 = reg.register({"model.json": b"{2}"}, metrics={"cv_mae": 2.0}, params={})
+    assert (v1.version, v2.version) == (1, 2)
+    assert v1.files["model.json"] != v2.files["model.json"]
+    reg.set_status(1, Status.CHAMPION, "first")
+    reg.set_status(2, Status.CHAMPION, "better")
+    assert reg.champion().version == 2
+    assert reg.get(1).status == Status.RETIRED
+    assert [h["status"] for h in reg.get(1).history] == ["candidate", "champion", "retired"]
+
+
+def test_model_files_are_append_only(local_storage: PlatformStorage) -> None:
+    reg = ModelRegistry(local_storage, "m")
+    reg.register({"model.json": b"a"}, metrics={}, params={})
+    # a second writer that thinks v1 is free must not overwrite it
+    with pytest.raises(FileExistsError):
+        local_storage.write_bytes(reg.file_key(1, "model.json"), b"b", overwrite=False)
+
+
+def test_tampered_file_is_refused(any_storage: PlatformStorage) -> None:
+    reg = ModelRegistry(any_storage, "m")
+    mv = reg.register({"model.json": b'{"trees": []}'}, metrics={}, params={})
+    assert reg.verify(mv) == {"model.json": b'{"trees": []}'}
+    any_storage.write_bytes(reg.file_key(1, "model.json"), b'{"trees": [666]}')
+    with pytest.raises(ChecksumMismatchError, match="refusing to load"):
+        reg.verify(mv)
+    with pytest.raises(ChecksumMismatchError):
+        reg.set_status(1, Status.CHAMPION, "should not happen")
+    assert reg.champion() is None
+
+
+def test_approve_only_pending_versions(local_storage: PlatformStorage) -> None:
+    reg = ModelRegistry(local_storage, "m")
+    reg.register({"f": b"x"}, metrics={}, params={})
+    with pytest.raises(RegistryError, match="not pending"):
+        reg.approve(1)
+    reg.set_status(1, Status.PENDING_APPROVAL, "better, waiting")
+    assert reg.approve(1).status == Status.CHAMPION
+    with pytest.raises(RegistryError, match="no version 7"):
+        reg.get(7)
