@@ -2,7 +2,7 @@
 
 Hard rules describe values no real beer can have (negative ABV or IBU, duplicate ids); any
 violation is an ERROR and stops the model from training on the table. Soft rules describe
-source errors the real dump is known to contain (12 beers with original and final gravity
+source errors the real dump is known to contain (13 beers with original and final gravity
 swapped, one pH of 79): the rows are listed and warned about, and only a share above
 ``max_soft_share`` is an ERROR.
 """

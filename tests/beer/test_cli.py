@@ -56,7 +56,7 @@ def test_full_crawl_job_through_cli_passes_every_error_check(cli_env, punkapi_se
             assert [r.job_name for r in runs] == ["punkapi_random_poll", "punkapi_full_crawl"]
             assert all(r.is_success for r in runs)
             evaluations = [
-                e.event_specific_data
+                e.dagster_event.event_specific_data
                 for r in runs
                 for e in instance.all_logs(
                     r.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION

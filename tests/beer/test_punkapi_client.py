@@ -7,12 +7,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from beer_assets.punkapi.client import FetchResult, PunkApiClient, PunkApiError, RateLimiter
+from beer_assets.punkapi.client import (
+    FetchResult,
+    PunkApiClient,
+    PunkApiError,
+    RateLimiter,
+    _parse_retry_after,
+)
 from beer_assets.punkapi.server import FaultPlan, FaultRule, PunkApiServer
 
 Beer = dict[str, Any]
@@ -170,6 +177,23 @@ def test_rate_limit_honours_retry_after(
     assert "HTTP 429" in result.errors[0]
     (first, _), (second, _) = server.recent_requests[:2]
     assert second - first >= 1.0, "the retry came before Retry-After elapsed"
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("3", 3.0),
+        ("0.5", 0.5),
+        ("-4", 0.0),
+        ("Mon, 01 Jan 2024 12:00:30 GMT", 30.0),
+        ("Mon, 01 Jan 2024 11:00:00 GMT", 0.0),
+        ("soon", None),
+        (None, None),
+    ],
+)
+def test_retry_after_accepts_seconds_and_http_dates(header: str | None, seconds: float) -> None:
+    now = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert _parse_retry_after(header, now) == seconds
 
 
 def test_retry_after_beyond_the_cap_gives_up_at_once(
