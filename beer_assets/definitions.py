@@ -2,10 +2,16 @@
 
 import dagster as dg
 
-from beer_assets.ibu.assets import candidate_promotion, ibu_model_candidate, ibu_predictions
+from beer_assets.ibu.assets import (
+    MODEL_NAME,
+    candidate_promotion,
+    ibu_model_candidate,
+    ibu_predictions,
+)
 from beer_assets.ingest.assets import punkapi_raw_beers, validated_beers
 from beer_assets.ingest.checks import ingest_checks
 from beer_assets.punkapi.resource import PunkApiResource
+from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
 from platform_core.settings import default_punk_api_url, int_setting, setting
 
@@ -33,7 +39,7 @@ punkapi_poll_schedule = dg.ScheduleDefinition(
 defs = dg.Definitions(
     assets=[punkapi_raw_beers, validated_beers, ibu_model_candidate, ibu_predictions],
     asset_checks=[*ingest_checks, candidate_promotion],
-    jobs=[punkapi_poll_job, punkapi_crawl_job],
+    jobs=[punkapi_poll_job, punkapi_crawl_job, approval_job(MODEL_NAME)],
     schedules=[punkapi_poll_schedule],
     resources={
         **shared_resources(),

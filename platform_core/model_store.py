@@ -35,3 +35,27 @@ class ModelStoreResource(dg.ConfigurableResource):
             min_improvement=self.min_improvement,
             more_data=more_data,
         )
+
+
+class ApprovalConfig(dg.Config):
+    version: int = Field(description="The pending_approval version to make champion.")
+
+
+def approval_job(model_name: str) -> dg.JobDefinition:
+    """A one-op job (``approve_<model>``) so a person can approve a candidate from the UI."""
+
+    @dg.op(name=f"approve_{model_name}_version")
+    def approve(
+        context: dg.OpExecutionContext, config: ApprovalConfig, model_store: ModelStoreResource
+    ) -> None:
+        mv = model_store.registry(model_name).approve(config.version)
+        context.log.info(f"{mv.label} approved: now {mv.status}")
+
+    @dg.job(
+        name=f"approve_{model_name}",
+        description=f"Approve a pending {model_name} candidate (MODEL_APPROVAL=manual).",
+    )
+    def job() -> None:
+        approve()
+
+    return job

@@ -218,7 +218,13 @@ def test_manual_approval_keeps_candidate_pending(local_storage, punkapi_server):
         reg = ModelRegistry(local_storage, MODEL_NAME)
         assert reg.get(1).status == Status.PENDING_APPROVAL
         assert "ibu_predictions" not in materialized(result)  # no champion to score with
-        reg.approve(1)
+        approve = defs.get_job_def("approve_beer_ibu")
+        approved = approve.execute_in_process(
+            run_config={"ops": {"approve_beer_ibu_version": {"config": {"version": 1}}}},
+            resources={"model_store": ModelStoreResource(storage=local_storage)},
+            instance=instance,
+        )
+        assert approved.success
         again = run_graph(
             local_storage,
             punkapi_server.url,

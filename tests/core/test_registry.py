@@ -77,3 +77,18 @@ def test_approve_only_pending_versions(local_storage: PlatformStorage) -> None:
     assert reg.approve(1).status == Status.CHAMPION
     with pytest.raises(RegistryError, match="no version 7"):
         reg.get(7)
+
+
+def test_cli_lists_and_approves(tmp_path, monkeypatch, capsys) -> None:
+    from platform_core.registry_cli import main
+
+    monkeypatch.setenv("PLATFORM_STORAGE_ROOT", str(tmp_path))
+    reg = ModelRegistry(PlatformStorage.local(str(tmp_path)), "m")
+    reg.register({"f": b"x"}, metrics={"cv_mae": 1.5}, params={})
+    reg.set_status(1, Status.PENDING_APPROVAL, "waiting")
+    assert main(["list", "m"]) == 0
+    assert '"status": "pending_approval"' in capsys.readouterr().out
+    assert main(["approve", "m", "1"]) == 0
+    assert reg.champion().version == 1
+    assert main(["approve", "m", "1"]) == 2  # no longer pending: refused with a message
+    assert "not pending approval" in capsys.readouterr().err
