@@ -26,7 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 def bare(api_url: str, storage_root: str) -> None:
     """Crawl, land, validate, clean, evaluate (same CV as the asset), fit, register, predict."""
     from beer_assets.ibu import model as ibu
-    from beer_assets.ibu.assets import MODEL_NAME, model_files
     from beer_assets.ingest.clean import clean_beers
     from beer_assets.ingest.landing import iter_raw_pages, land
     from beer_assets.ingest.quarantine import sort_records
@@ -45,8 +44,8 @@ def bare(api_url: str, storage_root: str) -> None:
         ibu.evaluate_seed_split(spec, clean)
         ibu.evaluate_cv(spec, clean, n_repeats=3, seed=0)
     model = ibu.fit(ibu.CANDIDATE_SPEC, clean)
-    registry = ModelRegistry(storage, MODEL_NAME)
-    mv = registry.register(model_files(model), metrics={}, params={})
+    registry = ModelRegistry(storage, "beer_ibu")
+    mv = registry.register(ibu.to_files(model), metrics={}, params={})
     registry.set_status(mv.version, Status.CHAMPION, "bare")
     preds = clean[["id", "name"]].assign(ibu_predicted=ibu.predict(model, clean))
     storage.write_parquet("tables/ibu_predictions.parquet", preds)

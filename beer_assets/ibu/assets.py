@@ -1,8 +1,5 @@
 """IBU model: train a candidate, register it, promote it by a blocking check, predict."""
 
-import tempfile
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -22,19 +19,6 @@ class TrainConfig(dg.Config):
     cv_seed: int = Field(default=0, description="Seed of the CV folds (same for every spec).")
 
 
-def model_files(model: ibu.FittedModel) -> dict[str, bytes]:
-    """The model's safe-format files (XGBoost JSON + spec JSON) as bytes for the registry."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return {p.name: p.read_bytes() for p in ibu.save(model, tmp)}
-
-
-def model_from_files(files: dict[str, bytes]) -> ibu.FittedModel:
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, data in files.items():
-            (Path(tmp) / name).write_bytes(data)
-        return ibu.load(tmp)
-
-
 def load_champion(model_store: ModelStoreResource) -> tuple[ModelVersion, ibu.FittedModel]:
     """The champion, its files verified against the registered checksums."""
     registry = model_store.registry(MODEL_NAME)
@@ -43,7 +27,7 @@ def load_champion(model_store: ModelStoreResource) -> tuple[ModelVersion, ibu.Fi
         pending = [v.version for v in registry.versions() if v.status == Status.PENDING_APPROVAL]
         hint = f"; approve one with `platform-models approve {MODEL_NAME} N` ({pending})"
         raise dg.Failure(f"{MODEL_NAME} has no champion yet" + (hint if pending else ""))
-    return champion, model_from_files(registry.verify(champion))
+    return champion, ibu.from_files(registry.verify(champion))
 
 
 @dg.asset(
@@ -86,7 +70,7 @@ def ibu_model_candidate(
     if champion_cv is not None:
         metrics["champion_cv_mae"] = champion_cv
     mv = registry.register(
-        model_files(model),
+        ibu.to_files(model),
         metrics=metrics,
         params={
             "spec": ibu.CANDIDATE_SPEC.to_json(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xgboost
 from sklearn.metrics import (
     mean_absolute_error,
     mean_squared_error,
@@ -24,7 +26,6 @@ from sklearn.metrics import (
     r2_score,
 )
 from sklearn.model_selection import RepeatedKFold, train_test_split
-import xgboost
 from xgboost import XGBRegressor
 
 TARGET = "ibu"
@@ -108,6 +109,7 @@ SEED_SPEC = ModelSpec(
     fill_value=-99.0,
 )
 
+
 def monotone_constraints(features: Sequence[str], signs: dict[str, int]) -> str:
     """XGBoost's positional '(0,1,...)' string, built from feature names so it cannot drift."""
     return "(" + ",".join(str(signs.get(name, 0)) for name in features) + ")"
@@ -117,8 +119,8 @@ def monotone_constraints(features: Sequence[str], signs: dict[str, int]) -> str:
 #: * raw IBU target with squared error: log1p/sqrt targets fit the bulk slightly better but
 #:   shrink the two freeze-distilled beers whose listed IBU equals their OG (1085, 1157), and
 #:   those two rows dominate MAE whenever they are held out (CV 19.5 log vs 15.5 raw);
-#: * bitterness may only rise with the Tinseth estimate (monotone constraint), which helped on
-#:   every CV seed tried;
+#: * bitterness may only rise with the Tinseth estimate (monotone constraint): ~0.3 MAE better
+#:   on average over the configurations and CV seeds tried;
 #: * no row/column subsampling: it costs ~1 MAE here because so few rows carry the extremes;
 #: * depth 5, 200 trees at learning rate 0.05; exact splits (``hist`` binning was ~2 MAE worse).
 CANDIDATE_SPEC = ModelSpec(
@@ -231,6 +233,20 @@ def save(model: FittedModel, directory: str | Path) -> list[Path]:
     }
     spec_path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return [spec_path, *written]
+
+
+def to_files(model: FittedModel) -> dict[str, bytes]:
+    """The saved files as bytes (for the model registry), via :func:`save`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return {p.name: p.read_bytes() for p in save(model, tmp)}
+
+
+def from_files(files: dict[str, bytes]) -> FittedModel:
+    """Inverse of :func:`to_files`, via :func:`load`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        return load(tmp)
 
 
 def load(directory: str | Path) -> FittedModel:

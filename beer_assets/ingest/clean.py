@@ -109,7 +109,8 @@ column_descriptions: dict[str, str] = {
     "malt_kg_per_l": "All fermentables listed as malt, kg per litre of batch.",
     "base_malt_kg_per_l": "Base malts (pale, pilsner, Maris Otter, Munich, wheat...), kg/L.",
     "specialty_malt_kg_per_l": "Crystal, roasted, chocolate, smoked and similar malts, kg/L.",
-    "tinseth_ibu_est": "Tinseth IBU estimate from hop amounts, typical alpha acids and timing.",
+    "tinseth_ibu_est": "Tinseth IBU estimate from hop amounts, typical alpha acids and timing "
+    "(gravity: the larger of target_og/target_fg, as 13 recipes have them swapped).",
 }
 
 _LITRES_PER_UNIT = {
@@ -206,7 +207,8 @@ def _row(record: Mapping[str, Any]) -> dict[str, Any]:
     )
     row.update(_method_features(record.get("method") or {}))
     ingredients = record.get("ingredients") or {}
-    row.update(_hop_features(ingredients.get("hops"), volume_l, record.get("target_og")))
+    og = original_gravity(record.get("target_og"), record.get("target_fg"))
+    row.update(_hop_features(ingredients.get("hops"), volume_l, og))
     row.update(_malt_features(ingredients.get("malt"), volume_l))
     return row
 
@@ -272,9 +274,18 @@ def _per_litre(amount: float, volume_l: float) -> float:
     return amount / volume_l
 
 
-def _hop_features(hops: Any, volume_l: float, target_og: Any) -> dict[str, Any]:
+def original_gravity(target_og: Any, target_fg: Any) -> float:
+    """OG for the bitterness estimate: the larger of target_og/target_fg.
+
+    13 dump recipes have the two swapped (OG < FG is impossible); the seed columns keep the
+    published values, only derived features use the repaired gravity.
+    """
+    values = [float(v) for v in (target_og, target_fg) if v is not None and not pd.isna(v)]
+    return max(values) if values else math.nan
+
+
+def _hop_features(hops: Any, volume_l: float, og: float) -> dict[str, Any]:
     """Hop g/L by stage, alpha-acid loads, addition counts and the Tinseth estimate."""
-    og = math.nan if target_og is None else float(target_og)
     profile = hops_mod.hop_profile(hops, volume_l, og)
     grams = profile.grams_by_stage
     alpha = profile.alpha_grams_by_stage

@@ -77,9 +77,9 @@ class Addition:
 
 def _norm_text(text: str) -> str:
     """Lower-case, strip accents/trademark signs and collapse punctuation to single spaces."""
+    text = text.replace("™", " ").replace("®", " ")  # before NFKD, which turns ™ into "TM"
     text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.replace("™", " ").replace("®", " ").lower()
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
     text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)  # keep decimal points only
     text = re.sub(r"[^a-z0-9.]+", " ", text)
     return re.sub(r"\s+", " ", text).strip()

@@ -37,7 +37,7 @@ def run_graph(storage, api_url, instance, approval="auto", selection=None, raise
         ALL_ASSETS + ALL_CHECKS,
         resources=resources(storage, api_url, approval),
         instance=instance,
-        run_config=FAST_TRAIN,
+        run_config=FAST_TRAIN if selection is None else None,
         selection=selection,
         raise_on_error=raise_on_error,
     )
