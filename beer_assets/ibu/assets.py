@@ -7,7 +7,13 @@ from pydantic import Field
 from beer_assets.ibu import model as ibu
 from platform_core.model_store import ModelStoreResource
 from platform_core.plots import bar_plot, residual_plot
-from platform_core.registry import ChecksumMismatchError, ModelVersion, Status
+from platform_core.promotion import (
+    BASELINE_SCORE,
+    CHAMPION_SCORE,
+    SCORE,
+    build_promotion_check,
+)
+from platform_core.registry import ModelVersion, Status
 
 GROUP = "beer_ibu"
 MODEL_NAME = "beer_ibu"
@@ -57,6 +63,8 @@ def ibu_model_candidate(
 
     model = ibu.fit(ibu.CANDIDATE_SPEC, beers_clean)
     metrics = {
+        SCORE: cand_cv["mae"],
+        BASELINE_SCORE: seed_cv["mae"],
         "cv_mae": cand_cv["mae"],
         "cv_mae_std": cand_cv["mae_std"],
         "cv_rmse": cand_cv["rmse"],
@@ -68,6 +76,7 @@ def ibu_model_candidate(
         "baseline_seed_split_mae": seed_split["mae"],
     }
     if champion_cv is not None:
+        metrics[CHAMPION_SCORE] = champion_cv
         metrics["champion_cv_mae"] = champion_cv
     mv = registry.register(
         ibu.to_files(model),
@@ -101,63 +110,7 @@ def ibu_model_candidate(
     )
 
 
-@dg.asset_check(
-    asset=CANDIDATE,
-    blocking=True,
-    description="Promote the newest candidate to champion when it beats the current champion "
-    "on the same CV folds (or wait for approval); refuse files whose checksum does not match.",
-)
-def candidate_promotion(
-    context: dg.AssetCheckExecutionContext, model_store: ModelStoreResource
-) -> dg.AssetCheckResult:
-    registry = model_store.registry(MODEL_NAME)
-    event = context.instance.get_latest_materialization_event(CANDIDATE)
-    if event is None or event.asset_materialization is None:
-        return _promotion_result(False, "no candidate has been trained yet", -1)
-    candidate = registry.get(int(event.asset_materialization.metadata["version"].value))
-    if candidate.status != Status.CANDIDATE:  # decided earlier: report, do not decide twice
-        reason = candidate.history[-1]["reason"]
-        return _promotion_result(
-            candidate.status != Status.REJECTED, reason, candidate.version, status=candidate.status
-        )
-    try:
-        registry.verify(candidate)
-    except ChecksumMismatchError as exc:
-        registry.set_status(candidate.version, Status.REJECTED, str(exc))
-        return _promotion_result(False, str(exc), candidate.version, error=True)
-    m = candidate.metrics
-    if m["cv_mae"] >= m["baseline_cv_mae"]:
-        reason = (
-            f"cv_mae {m['cv_mae']:.3f} is not better than system C's {m['baseline_cv_mae']:.3f}"
-        )
-        registry.set_status(candidate.version, Status.REJECTED, reason)
-        return _promotion_result(False, reason, candidate.version, error=True)
-    champion = registry.champion()
-    more_data = champion is not None and candidate.params.get(
-        "training_rows", 0
-    ) > champion.params.get("training_rows", 0)
-    decision = model_store.decide(m["cv_mae"], m.get("champion_cv_mae"), more_data=more_data)
-    registry.set_status(candidate.version, decision.status, decision.reason)
-    context.log.info(f"{candidate.label}: {decision.status} ({decision.reason})")
-    return _promotion_result(
-        decision.status != Status.REJECTED,
-        decision.reason,
-        candidate.version,
-        status=decision.status,
-    )
-
-
-def _promotion_result(
-    passed: bool, reason: str, version: int, *, status: str = "", error: bool = False
-) -> dg.AssetCheckResult:
-    """ERROR for broken candidates (tampered, worse than system C); a candidate that merely
-    loses to the champion is a WARN: the champion keeps serving predictions."""
-    return dg.AssetCheckResult(
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN,
-        description=reason,
-        metadata={"version": version, "status": str(status or Status.REJECTED)},
-    )
+candidate_promotion = build_promotion_check(CANDIDATE, MODEL_NAME, "system C's model")
 
 
 @dg.asset(
