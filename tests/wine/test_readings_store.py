@@ -1,0 +1,430 @@
+"""The readings store on SQLite and DynamoDB (moto server): same behaviour, backend guarantees.
+
+Tests taking the ``store`` fixture run on both backends; the sections at the end check what
+only one backend can show (SQLite's query plan and two writing processes; DynamoDB's number
+types, its seq index and conditional writes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.wine.conftest import BASE_READING, DROP, reading
+from wine_assets.features import FEATURES
+from wine_assets.readings.dynamodb_store import GSI_NAME, DynamoDbReadingsStore
+from wine_assets.readings.schema import InvalidReadingError, Prediction, parse_reading
+from wine_assets.readings.sqlite_store import SqliteReadingsStore
+from wine_assets.readings.store import ReadingsStore, open_store, utc_now
+
+
+def pred(barrel_id: str, reading_seq: int, quality: float = 5.5, version: int = 1) -> Prediction:
+    return Prediction(barrel_id, quality, version, reading_seq, utc_now())
+
+
+# -- both backends ---------------------------------------------------------------------------
+
+
+def test_empty_store(store: ReadingsStore) -> None:
+    store.create()  # idempotent
+    assert store.max_seq() == 0
+    assert store.count() == 0
+    assert store.get("barrel-0001") is None
+    assert store.all() == []
+    assert store.changed_since(0) == []
+    assert store.predictions() == []
+    assert store.get_prediction("barrel-0001") is None
+    assert store.put([]) == []
+
+
+def test_round_trip(store: ReadingsStore) -> None:
+    data = reading("barrel-0007", ph=3.123456789012345, density=0.99007, free_sulfur_dioxide=45)
+    before = datetime.now().astimezone()
+    (seq,) = store.put([data])
+    got = store.get("barrel-0007")
+    assert got is not None
+    assert got.seq == seq >= 1
+    expected = parse_reading(data)
+    for name in ("barrel_id", "wine_type", *FEATURES, "temperature_c"):
+        assert getattr(got, name) == getattr(expected, name), name
+        assert type(getattr(got, name)) is type(getattr(expected, name)), name
+    stamped = datetime.fromisoformat(got.updated_at or "")
+    assert stamped.utcoffset() is not None and stamped.utcoffset().total_seconds() == 0
+    assert stamped >= before.replace(microsecond=0)
+    assert store.all() == [got]
+    assert store.count() == 1
+
+
+def test_put_accepts_readings_and_mappings(store: ReadingsStore) -> None:
+    as_reading = parse_reading(reading("barrel-a"))
+    seqs = store.put([as_reading, reading("barrel-b", wine_type="white")])
+    assert [r.barrel_id for r in store.all()] == ["barrel-a", "barrel-b"]
+    assert [r.seq for r in store.all()] == seqs
+
+
+def test_seq_strictly_increasing_across_barrels_and_batches(store: ReadingsStore) -> None:
+    seqs: list[int] = []
+    seqs += store.put([reading(f"barrel-{i}") for i in range(5)])
+    seqs += store.put([reading("barrel-1", ph=3.2)])
+    seqs += store.put([reading("barrel-9"), reading("barrel-2", ph=3.3)])
+    assert seqs == sorted(set(seqs)) and len(seqs) == 8
+    assert store.max_seq() == seqs[-1]
+    current = {r.barrel_id: r.seq for r in store.all()}
+    assert current["barrel-1"] == seqs[5] and current["barrel-2"] == seqs[7]
+    assert len(set(current.values())) == len(current) == 6
+
+
+def test_changed_since_returns_current_readings_after_the_cursor(store: ReadingsStore) -> None:
+    store.put([reading(f"barrel-{i}") for i in range(6)])
+    cursor = store.max_seq()
+    assert store.changed_since(cursor) == []
+    store.put([reading("barrel-3", ph=3.1), reading("barrel-1", ph=3.2)])
+    store.put([reading("barrel-3", ph=3.3)])  # the same barrel changes twice
+    changed = store.changed_since(cursor)
+    assert [r.barrel_id for r in changed] == ["barrel-1", "barrel-3"]
+    assert [r.seq for r in changed] == sorted(r.seq for r in changed)
+    assert changed[1].ph == 3.3 and changed[1].seq == store.max_seq()
+    assert changed == [store.get("barrel-1"), store.get("barrel-3")]
+    assert store.changed_since(changed[0].seq) == [changed[1]]
+    assert len(store.changed_since(0)) == 6
+    assert store.changed_since(0, limit=2) == store.changed_since(0)[:2]
+    assert store.changed_since(0, limit=0) == []
+    assert store.changed_since(-5) == store.changed_since(0)
+
+
+def test_same_barrel_twice_in_a_batch_keeps_the_last(store: ReadingsStore) -> None:
+    seqs = store.put([reading("barrel-1", ph=3.0), reading("barrel-1", ph=3.4)])
+    got = store.get("barrel-1")
+    assert got is not None and got.ph == 3.4 and got.seq == seqs[1] > seqs[0]
+    assert store.count() == 1
+
+
+def test_predictions_do_not_change_seq(store: ReadingsStore) -> None:
+    seqs = store.put([reading("barrel-1"), reading("barrel-2")])
+    cursor = store.max_seq()
+    assert store.write_predictions([pred("barrel-1", seqs[0], 6.25), pred("barrel-2", seqs[1])])
+    assert store.max_seq() == cursor
+    assert store.changed_since(cursor) == []
+    assert [r.seq for r in store.all()] == seqs
+    got = store.get_prediction("barrel-1")
+    assert got is not None
+    assert (got.predicted_quality, got.model_version, got.reading_seq) == (6.25, 1, seqs[0])
+    assert [p.barrel_id for p in store.predictions()] == ["barrel-1", "barrel-2"]
+
+
+def test_new_reading_keeps_the_prediction_and_shows_it_stale(store: ReadingsStore) -> None:
+    (first,) = store.put([reading("barrel-1")])
+    store.write_predictions([pred("barrel-1", first)])
+    (second,) = store.put([reading("barrel-1", ph=3.0)])
+    got = store.get_prediction("barrel-1")
+    assert got is not None and got.reading_seq == first < second
+
+
+def test_older_prediction_does_not_replace_newer(store: ReadingsStore) -> None:
+    (first,) = store.put([reading("barrel-1")])
+    (second,) = store.put([reading("barrel-1", ph=3.0)])
+    assert store.write_predictions([pred("barrel-1", second, 6.0)]) == 1
+    assert store.write_predictions([pred("barrel-1", first, 4.0)]) == 0
+    assert store.get_prediction("barrel-1").predicted_quality == 6.0  # type: ignore[union-attr]
+    assert store.write_predictions([pred("barrel-1", second, 7.0, version=2)]) == 1  # re-score
+    assert store.get_prediction("barrel-1").model_version == 2  # type: ignore[union-attr]
+
+
+def test_prediction_for_unknown_barrel_writes_nothing(store: ReadingsStore) -> None:
+    (seq,) = store.put([reading("barrel-1")])
+    with pytest.raises(KeyError, match="barrel-404"):
+        store.write_predictions([pred("barrel-1", seq), pred("barrel-404", seq)])
+    assert store.predictions() == []
+    with pytest.raises(InvalidReadingError, match="predicted_quality"):
+        store.write_predictions([pred("barrel-1", seq, quality=math.nan)])
+
+
+BAD_READINGS: list[tuple[str, dict[str, Any]]] = [
+    ("ph", {"ph": "3.51"}),  # string feature (the old system's format)
+    ("alcohol", {"alcohol": DROP}),  # missing field
+    ("colour", {"colour": "deep red"}),  # unknown field
+    ("density", {"density": math.nan}),
+    ("total_sulfur_dioxide", {"total_sulfur_dioxide": 720.0}),  # out of physical bounds
+]
+
+
+def test_bad_reading_rejects_the_whole_batch(store: ReadingsStore) -> None:
+    store.put([reading("barrel-1")])
+    before = (store.max_seq(), store.all())
+    for field, change in BAD_READINGS:
+        batch = [reading("barrel-2"), reading("barrel-0042", **change), reading("barrel-3")]
+        with pytest.raises(InvalidReadingError) as info:
+            store.put(batch)
+        message = str(info.value)
+        assert "barrel-0042" in message and f"{field}:" in message, message
+        assert "nothing written" in message
+        assert [(e["index"], e["barrel_id"], e["field"]) for e in info.value.errors] == [
+            (1, "barrel-0042", field)
+        ]
+        assert (store.max_seq(), store.all()) == before, field
+
+
+def test_every_bad_reading_of_a_batch_is_named(store: ReadingsStore) -> None:
+    with pytest.raises(InvalidReadingError) as info:
+        store.put([reading("barrel-1", ph=99.0), reading("barrel-2", wine_type="rose")])
+    assert {(e["barrel_id"], e["field"]) for e in info.value.errors} == {
+        ("barrel-1", "ph"),
+        ("barrel-2", "wine_type"),
+    }
+    with pytest.raises(TypeError, match="sequence of readings"):
+        store.put(reading("barrel-1"))  # type: ignore[arg-type]
+    assert store.count() == 0
+
+
+# -- open_store ------------------------------------------------------------------------------
+
+
+def test_open_store_urls(tmp_path: Path, moto_endpoint: str) -> None:
+    path = tmp_path / "nested" / "r.db"
+    with open_store(f"sqlite:///{path}") as s:
+        assert isinstance(s, SqliteReadingsStore) and path.parent.is_dir()
+    with open_store("sqlite:///:memory:") as s:
+        s.create()
+        s.put([reading()])
+        assert s.count() == 1
+    d = open_store(f"dynamodb://my-table.v2?region=eu-west-1&endpoint={moto_endpoint}")
+    assert isinstance(d, DynamoDbReadingsStore)
+    assert d.table == "my-table.v2" and d.sequence_table == "my-table.v2-sequence"
+    assert d._client.meta.region_name == "eu-west-1"
+    assert d._client.meta.endpoint_url == moto_endpoint
+    for bad in (
+        "postgres://host/db",
+        "readings.db",
+        "sqlite://relative.db",
+        "dynamodb://?region=us-east-1",
+        "dynamodb://t?color=red",
+    ):
+        with pytest.raises(ValueError):
+            open_store(bad)
+
+
+# -- SQLite only -----------------------------------------------------------------------------
+
+
+def test_sqlite_wal_and_seq_index(sqlite_url: str) -> None:
+    with open_store(sqlite_url) as s:
+        s.create()
+        assert isinstance(s, SqliteReadingsStore)
+        conn = s._conn
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+        plan = " ".join(
+            row[-1]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT * FROM readings WHERE seq > ? ORDER BY seq LIMIT ?",
+                (0, 10),
+            )
+        )
+        assert "USING INDEX readings_seq" in plan and "SCAN readings" not in plan.replace(
+            "SCAN readings USING INDEX", ""
+        )
+
+
+_WORKER = """
+import json, sys, time, pathlib
+from wine_assets.readings.store import open_store
+url, folder, name, seconds, base = sys.argv[1:6]
+folder, base = pathlib.Path(folder), json.loads(base)
+store = open_store(url)
+(folder / f"ready-{name}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.005)
+seqs, i, end = [], 0, time.monotonic() + float(seconds)
+while time.monotonic() < end:
+    batch = [dict(base, barrel_id=f"{name}-{i % 4}"), dict(base, barrel_id=f"shared-{i % 3}")]
+    seqs += store.put(batch)
+    i += 1
+    time.sleep(0.002)  # SQLite's lock is not fair: a writer in a tight loop starves the other
+print(json.dumps(seqs))
+"""
+
+
+def test_sqlite_two_processes_never_reuse_a_seq(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with open_store(url) as s:
+        s.create()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _WORKER,
+                url,
+                str(tmp_path),
+                name,
+                "1.0",
+                json.dumps(BASE_READING),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+            env=env,
+        )
+        for name in ("a", "b")
+    ]
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"ready-{n}").exists() for n in "ab"):
+        assert time.monotonic() < deadline, [p.poll() for p in procs]
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        results.append(json.loads(out))
+    a, b = results
+    every = a + b
+    assert len(a) > 20 and len(b) > 20
+    assert len(set(every)) == len(every), "a seq was handed out twice"
+    assert sorted(every) == list(range(1, len(every) + 1))  # allocation commits with the write
+    assert min(a) < max(b) and min(b) < max(a), "the writers did not overlap"
+    assert a == sorted(a) and b == sorted(b)
+    with open_store(url) as s:
+        assert s.max_seq() == len(every)
+        current = s.all()
+        assert len(current) == 4 + 4 + 3
+        assert len({r.seq for r in current}) == len(current)
+        assert s._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"  # type: ignore[attr-defined]
+
+
+# -- DynamoDB only ---------------------------------------------------------------------------
+
+
+def _raw_client(moto_endpoint: str) -> Any:
+    return boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto_endpoint)
+
+
+def test_dynamodb_stores_numbers_as_numbers(dynamodb_url: str, moto_endpoint: str) -> None:
+    with open_store(dynamodb_url) as s:
+        s.create()
+        (seq,) = s.put([reading("barrel-1", ph=3.51, free_sulfur_dioxide=11)])
+        s.write_predictions([pred("barrel-1", seq, 5.75)])
+        table = s.table  # type: ignore[attr-defined]
+    item = _raw_client(moto_endpoint).get_item(
+        TableName=table, Key={"barrel_id": {"S": "barrel-1"}}
+    )["Item"]
+    numeric = [*FEATURES, "temperature_c", "seq", "predicted_quality", "model_version"]
+    for name in numeric:
+        assert list(item[name]) == ["N"], (name, item[name])
+    assert item["ph"]["N"] == "3.51" and item["seq"]["N"] == str(seq)
+    # The resource layer deserialises DynamoDB numbers as Decimal (never str).
+    typed = (
+        boto3.resource("dynamodb", region_name="us-east-1", endpoint_url=moto_endpoint)
+        .Table(table)
+        .get_item(Key={"barrel_id": "barrel-1"})["Item"]
+    )
+    assert all(isinstance(typed[name], Decimal) for name in numeric)
+    assert typed["ph"] == Decimal("3.51")
+
+
+def test_dynamodb_changed_since_queries_the_seq_index(
+    dynamodb_url: str, moto_endpoint: str
+) -> None:
+    with open_store(dynamodb_url) as s:
+        s.create()
+        table = s.table  # type: ignore[attr-defined]
+        desc = _raw_client(moto_endpoint).describe_table(TableName=table)["Table"]
+        (gsi,) = desc["GlobalSecondaryIndexes"]
+        assert gsi["IndexName"] == GSI_NAME
+        assert [(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]] == [
+            ("shard", "HASH"),
+            ("seq", "RANGE"),
+        ]
+        assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        s.put([reading(f"barrel-{i}") for i in range(5)])
+        cursor = s.max_seq()
+        s.put([reading("barrel-2", ph=3.0), reading("barrel-4", ph=3.1)])
+
+        calls: list[tuple[str, str | None]] = []
+
+        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+            calls.append((model.name, params.get("IndexName")))
+
+        s._client.meta.events.register("before-parameter-build.dynamodb", record)  # type: ignore[attr-defined]
+        changed = s.changed_since(cursor)
+        assert [r.barrel_id for r in changed] == ["barrel-2", "barrel-4"]
+        assert calls == [("Query", GSI_NAME)]
+        calls.clear()
+        assert len(s.changed_since(0, limit=3)) == 3
+        assert s.max_seq() == changed[-1].seq
+        assert {name for name, _ in calls} == {"Query"}
+
+
+def test_dynamodb_never_writes_backwards(dynamodb_url: str) -> None:
+    """A slow writer holding an older seq cannot replace a newer reading."""
+    with open_store(dynamodb_url) as s:
+        assert isinstance(s, DynamoDbReadingsStore)
+        s.create()
+        (old_seq,) = s._allocate(1)  # a writer reserved a seq, then stalled
+        (new_seq,) = s.put([reading("barrel-1", ph=3.3)])
+        assert new_seq > old_seq
+        assert (
+            s._write_reading(parse_reading(reading("barrel-1", ph=3.9)), old_seq, utc_now())
+            is False
+        )
+        got = s.get("barrel-1")
+        assert got is not None and (got.ph, got.seq) == (3.3, new_seq)
+
+
+def test_dynamodb_create_is_idempotent_and_refuses_a_legacy_table(
+    dynamodb_url: str, moto_endpoint: str
+) -> None:
+    with open_store(dynamodb_url) as s:
+        s.create()
+        s.put([reading()])
+        s.create()
+        assert s.count() == 1 and s.max_seq() == 1
+    legacy = f"legacy-{uuid.uuid4().hex[:8]}"
+    _raw_client(moto_endpoint).create_table(
+        TableName=legacy,
+        AttributeDefinitions=[{"AttributeName": "barrel_id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "barrel_id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    with pytest.raises(RuntimeError, match=GSI_NAME):
+        open_store(f"dynamodb://{legacy}?endpoint={moto_endpoint}").create()
+
+
+def test_dynamodb_concurrent_writers_get_unique_seqs(dynamodb_url: str) -> None:
+    with open_store(dynamodb_url) as s:
+        s.create()
+    results: dict[str, list[int]] = {}
+
+    def writer(name: str) -> None:
+        with open_store(dynamodb_url) as own:
+            seqs: list[int] = []
+            for i in range(8):
+                seqs += own.put([reading(f"{name}-{i % 2}"), reading(f"shared-{i % 2}")])
+            results[name] = seqs
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    every = results["a"] + results["b"]
+    assert len(every) == 32 and len(set(every)) == 32
+    with open_store(dynamodb_url) as s:
+        assert s.max_seq() == 32
+        assert s.count() == 6

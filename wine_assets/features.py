@@ -1,0 +1,70 @@
+"""The wine physico-chemical features: one canonical naming shared by data, store and models.
+
+The UCI files (Cortez et al. 2009) name columns like ``"fixed acidity"``; the platform uses
+snake_case everywhere and maps once, here, when a CSV is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+#: The 11 UCI features, in the files' column order.
+FEATURES: list[str] = [
+    "fixed_acidity",
+    "volatile_acidity",
+    "citric_acid",
+    "residual_sugar",
+    "chlorides",
+    "free_sulfur_dioxide",
+    "total_sulfur_dioxide",
+    "density",
+    "ph",
+    "sulphates",
+    "alcohol",
+]
+TARGET = "quality"
+WINE_TYPES = ("red", "white")
+
+#: Physical units, for documentation and the UI.
+UNITS: dict[str, str] = {
+    "fixed_acidity": "g(tartaric acid)/dm³",
+    "volatile_acidity": "g(acetic acid)/dm³",
+    "citric_acid": "g/dm³",
+    "residual_sugar": "g/dm³",
+    "chlorides": "g(sodium chloride)/dm³",
+    "free_sulfur_dioxide": "mg/dm³",
+    "total_sulfur_dioxide": "mg/dm³",
+    "density": "g/cm³",
+    "ph": "pH",
+    "sulphates": "g(potassium sulphate)/dm³",
+    "alcohol": "% vol",
+}
+
+
+def uci_to_snake(column: str) -> str:
+    return column.strip().strip('"').lower().replace(" ", "_")
+
+
+def read_uci_csv(path: str | Path, wine_type: str) -> pd.DataFrame:
+    """One UCI file as a typed frame: 11 float features, int quality, wine_type."""
+    if wine_type not in WINE_TYPES:
+        raise ValueError(f"wine_type: expected one of {WINE_TYPES}, got {wine_type!r}")
+    df = pd.read_csv(path, sep=";")
+    df.columns = [uci_to_snake(c) for c in df.columns]
+    missing = [c for c in [*FEATURES, TARGET] if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}")
+    out = df[FEATURES].astype("float64")
+    out[TARGET] = df[TARGET].astype("int64")
+    out["wine_type"] = wine_type
+    return out
+
+
+def read_uci(data_dir: str | Path) -> pd.DataFrame:
+    """Red and white together (red first), as laid out under ``PLATFORM_DATA_DIR``."""
+    base = Path(data_dir) / "wine_quality"
+    return pd.concat(
+        [read_uci_csv(base / f"winequality-{t}.csv", t) for t in WINE_TYPES], ignore_index=True
+    )

@@ -1,0 +1,207 @@
+"""SQLite backend of the readings store (laptop, CI, single-host deployments).
+
+One file shared by several processes (the simulator and Dagster runs), so:
+
+- WAL mode: readers (the sensor) never block the writer and vice versa;
+- every write runs in ``BEGIN IMMEDIATE``, which takes the write lock *before* reading the
+  sequence counter, so two processes can never read the same counter value; the counter lives
+  in ``meta`` (not ``MAX(seq)``) so seqs are never reused, even if rows were deleted by hand;
+- allocation and write commit together, so readings become visible in seq order and a cursor
+  never skips a slower writer's reading (unlike DynamoDB, see ``dynamodb_store``);
+- ``busy_timeout`` (30 s) makes a writer wait for the lock instead of failing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from wine_assets.readings.schema import NUMERIC_FIELDS, Prediction, Reading
+from wine_assets.readings.store import (
+    ReadingsStore,
+    _check_cursor,
+    utc_now,
+    validate_batch,
+    validate_predictions,
+)
+
+__all__ = ["SCHEMA_VERSION", "SqliteReadingsStore"]
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+
+_READING_COLUMNS = ("barrel_id", "wine_type", *NUMERIC_FIELDS, "seq", "updated_at")
+_PREDICTION_COLUMNS = (
+    "barrel_id",
+    "predicted_quality",
+    "model_version",
+    "reading_seq",
+    "scored_at",
+)
+
+_DDL = [
+    "CREATE TABLE IF NOT EXISTS readings (\n"
+    "  barrel_id TEXT PRIMARY KEY,\n"
+    "  wine_type TEXT NOT NULL CHECK (wine_type IN ('red', 'white')),\n"
+    + "".join(f"  {name} REAL NOT NULL,\n" for name in NUMERIC_FIELDS)
+    + "  seq INTEGER NOT NULL,\n"
+    "  updated_at TEXT NOT NULL,\n"
+    "  predicted_quality REAL,\n"
+    "  model_version INTEGER,\n"
+    "  reading_seq INTEGER,\n"
+    "  scored_at TEXT\n"
+    ")",
+    # UNIQUE: the database itself refuses a reused seq; the index serves changed_since/max_seq.
+    "CREATE UNIQUE INDEX IF NOT EXISTS readings_seq ON readings (seq)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0)",
+    f"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION})",
+]
+
+_UPSERT = (
+    f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _READING_COLUMNS)}) "
+    "ON CONFLICT (barrel_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _READING_COLUMNS[1:])
+    # Never go backwards (cannot happen with in-transaction allocation; kept as a guard).
+    + " WHERE excluded.seq > readings.seq"
+)
+_SELECT_READING = f"SELECT {', '.join(_READING_COLUMNS)} FROM readings"
+_SELECT_PREDICTION = f"SELECT {', '.join(_PREDICTION_COLUMNS)} FROM readings"
+
+
+class SqliteReadingsStore(ReadingsStore):
+    """Readings in one SQLite file (or ``:memory:``); safe for several writing processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE) so the write lock
+        # is taken before the counter is read. One connection per store, shared by threads.
+        self._conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        self._lock = threading.RLock()
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        if self.path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode = WAL")
+
+    def __repr__(self) -> str:
+        return f"SqliteReadingsStore({self.path!r})"
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding the database's write lock from its first statement."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def create(self) -> None:
+        with self._write() as conn:
+            for statement in _DDL:
+                conn.execute(statement)
+
+    def put(self, readings: Sequence[Reading | Mapping[str, Any]]) -> list[int]:
+        parsed = validate_batch(readings)
+        if not parsed:
+            return []
+        now = utc_now()
+        with self._write() as conn:
+            (last,) = conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+            seqs = list(range(last + 1, last + 1 + len(parsed)))
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (seqs[-1],))
+            conn.executemany(
+                _UPSERT,
+                [
+                    (r.barrel_id, r.wine_type, *(getattr(r, n) for n in NUMERIC_FIELDS), s, now)
+                    for r, s in zip(parsed, seqs, strict=True)
+                ],
+            )
+        return seqs
+
+    def get(self, barrel_id: str) -> Reading | None:
+        rows = self._query(f"{_SELECT_READING} WHERE barrel_id = ?", (barrel_id,))
+        return _reading(rows[0]) if rows else None
+
+    def all(self) -> list[Reading]:
+        return [_reading(row) for row in self._query(f"{_SELECT_READING} ORDER BY barrel_id")]
+
+    def changed_since(self, seq: int, limit: int | None = None) -> list[Reading]:
+        _check_cursor(seq, limit)
+        rows = self._query(
+            f"{_SELECT_READING} WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, -1 if limit is None else limit),
+        )
+        return [_reading(row) for row in rows]
+
+    def max_seq(self) -> int:
+        (value,) = self._query("SELECT COALESCE(MAX(seq), 0) FROM readings")[0]
+        return int(value)
+
+    def write_predictions(self, preds: Sequence[Prediction]) -> int:
+        preds = validate_predictions(preds)
+        written = 0
+        with self._write() as conn:
+            for p in preds:
+                cursor = conn.execute(
+                    "UPDATE readings SET predicted_quality = ?, model_version = ?, "
+                    "reading_seq = ?, scored_at = ? "
+                    "WHERE barrel_id = ? AND (reading_seq IS NULL OR reading_seq <= ?)",
+                    (
+                        float(p.predicted_quality),
+                        p.model_version,
+                        p.reading_seq,
+                        p.scored_at,
+                        p.barrel_id,
+                        p.reading_seq,
+                    ),
+                )
+                if cursor.rowcount:
+                    written += 1
+                elif not conn.execute(
+                    "SELECT 1 FROM readings WHERE barrel_id = ?", (p.barrel_id,)
+                ).fetchone():
+                    raise KeyError(f"no reading for barrel {p.barrel_id!r}; nothing written")
+        return written
+
+    def get_prediction(self, barrel_id: str) -> Prediction | None:
+        rows = self._query(
+            f"{_SELECT_PREDICTION} WHERE barrel_id = ? AND predicted_quality IS NOT NULL",
+            (barrel_id,),
+        )
+        return _prediction(rows[0]) if rows else None
+
+    def predictions(self) -> list[Prediction]:
+        rows = self._query(
+            f"{_SELECT_PREDICTION} WHERE predicted_quality IS NOT NULL ORDER BY barrel_id"
+        )
+        return [_prediction(row) for row in rows]
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM readings")[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _reading(row: Sequence[Any]) -> Reading:
+    return Reading(**dict(zip(_READING_COLUMNS, row, strict=True)))
+
+
+def _prediction(row: Sequence[Any]) -> Prediction:
+    return Prediction(**dict(zip(_PREDICTION_COLUMNS, row, strict=True)))
