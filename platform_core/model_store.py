@@ -3,7 +3,12 @@
 import dagster as dg
 from pydantic import Field
 
-from platform_core.registry import ModelRegistry, PromotionDecision, decide_promotion
+from platform_core.registry import (
+    ModelRegistry,
+    ModelVersion,
+    PromotionDecision,
+    decide_promotion,
+)
 from platform_core.storage import PlatformStorage
 
 
@@ -22,6 +27,16 @@ class ModelStoreResource(dg.ConfigurableResource):
 
     def registry(self, name: str) -> ModelRegistry:
         return ModelRegistry(self.storage, name)
+
+    def champion_files(self, name: str) -> tuple[ModelVersion, dict[str, bytes]]:
+        """The champion of ``name`` and its files, verified against the recorded checksums."""
+        registry = self.registry(name)
+        champion = registry.champion()
+        if champion is None:
+            pending = [v.version for v in registry.versions() if v.status == "pending_approval"]
+            hint = f"; approve one of {pending} with `platform-models approve {name} N`"
+            raise dg.Failure(f"{name} has no champion yet" + (hint if pending else ""))
+        return champion, registry.verify(champion)
 
     def decide(
         self, candidate_score: float, champion_score: float | None, *, more_data: bool = False

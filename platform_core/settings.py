@@ -47,6 +47,11 @@ def default_storage_root() -> str:
     return str(platform_home() / "storage")
 
 
+def default_readings_store_url() -> str:
+    """The embedded barrel readings store (SQLite) used by ``dagster dev`` and ``wine-sim``."""
+    return f"sqlite:///{platform_home() / 'readings.db'}"
+
+
 def default_punk_api_url() -> str:
     """The local dump, read as if it were the API (``file://``)."""
     return (data_dir() / "punkapi" / "beers.json").as_uri()

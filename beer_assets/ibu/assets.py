@@ -13,7 +13,6 @@ from platform_core.promotion import (
     SCORE,
     build_promotion_check,
 )
-from platform_core.registry import ModelVersion, Status
 
 GROUP = "beer_ibu"
 MODEL_NAME = "beer_ibu"
@@ -23,17 +22,6 @@ CANDIDATE = dg.AssetKey("ibu_model_candidate")
 class TrainConfig(dg.Config):
     cv_repeats: int = Field(default=3, ge=1, le=20, description="Repeats of 5-fold CV.")
     cv_seed: int = Field(default=0, description="Seed of the CV folds (same for every spec).")
-
-
-def load_champion(model_store: ModelStoreResource) -> tuple[ModelVersion, ibu.FittedModel]:
-    """The champion, its files verified against the registered checksums."""
-    registry = model_store.registry(MODEL_NAME)
-    champion = registry.champion()
-    if champion is None:
-        pending = [v.version for v in registry.versions() if v.status == Status.PENDING_APPROVAL]
-        hint = f"; approve one with `platform-models approve {MODEL_NAME} N` ({pending})"
-        raise dg.Failure(f"{MODEL_NAME} has no champion yet" + (hint if pending else ""))
-    return champion, ibu.from_files(registry.verify(champion))
 
 
 @dg.asset(
@@ -125,7 +113,8 @@ def ibu_predictions(
     beers_clean: pd.DataFrame,
     model_store: ModelStoreResource,
 ) -> dg.Output[pd.DataFrame]:
-    champion, model = load_champion(model_store)
+    champion, files = model_store.champion_files(MODEL_NAME)
+    model = ibu.from_files(files)
     predicted = ibu.predict(model, beers_clean)
     out = pd.DataFrame(
         {

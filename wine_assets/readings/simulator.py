@@ -38,6 +38,7 @@ from typing import Literal, TextIO
 
 import numpy as np
 
+from platform_core.settings import data_dir, default_readings_store_url
 from wine_assets.features import FEATURES, WINE_TYPES
 from wine_assets.readings.schema import Reading
 from wine_assets.readings.store import ReadingsStore, open_store
@@ -53,7 +54,6 @@ __all__ = [
     "tick",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 Mode = Literal["normal", "noisy", "corrupted"]
 MODES: tuple[str, ...] = ("normal", "noisy", "corrupted")
@@ -100,13 +100,11 @@ CleanState = dict[str, dict[str, float]]
 
 def default_store_url() -> str:
     """``WINE_READINGS_STORE``, else the repo's embedded SQLite file."""
-    return os.environ.get("WINE_READINGS_STORE") or (
-        f"sqlite:///{REPO_ROOT / '.platform' / 'readings.db'}"
-    )
+    return os.environ.get("WINE_READINGS_STORE") or default_readings_store_url()
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("PLATFORM_DATA_DIR") or REPO_ROOT / "data")
+    return data_dir()
 
 
 def barrel_id(i: int, n: int) -> str:
