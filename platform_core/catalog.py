@@ -43,8 +43,9 @@ def connect(storage: PlatformStorage) -> duckdb.DuckDBPyConnection:
                 [pq.read_table(io.BytesIO(storage.read_bytes(k))) for k in keys],
                 promote_options="default",
             )
-            con.register(f"_{view}_arrow", arrow)
-            con.execute(f'CREATE VIEW "{view}" AS SELECT * FROM "_{view}_arrow"')
+            con.register("_staging", arrow)  # S3 tables are copied in, not re-read per query
+            con.execute(f'CREATE TABLE "{view}" AS SELECT * FROM _staging')
+            con.unregister("_staging")
         else:
             paths = ", ".join(_sql_string(str(storage.path(k))) for k in keys)
             con.execute(
