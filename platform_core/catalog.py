@@ -1,6 +1,6 @@
 """SQL over the platform's parquet tables with DuckDB (the role Glue + Athena played).
 
-Every ``tables/<name>.parquet`` in storage becomes a view named after the asset key
+Every ``tables/<name>.parquet`` in storage becomes a view (S3: a table) named after the asset key
 (``/`` → ``__``); partitioned tables (``tables/<name>/<partition>.parquet``) become one view over
 all partitions. Local tables are read in place; S3 tables are fetched through the storage layer
 so the same credentials and endpoint apply.
