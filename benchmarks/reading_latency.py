@@ -1,0 +1,157 @@
+"""Reading-to-prediction latency under ``dagster dev`` with the simulator writing every 10 s.
+
+Starts ``dagster dev`` (webserver + daemon, embedded defaults in a temporary home) with a
+trained champion, seeds ``--barrels`` barrels, runs the simulator for ``--duration`` seconds,
+then reads every prediction partition back and writes ``p50_s``/``p95_s`` (reading write →
+prediction in the store), ``missed`` (changes never scored) and ``double_scored``.
+Goal: p95_s <= 10, missed = 0, double_scored = 0.
+
+    python benchmarks/reading_latency.py --json FILE [--barrels 100 --interval 10 --duration 180]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run_checked(args: list[str], env: dict[str, str]) -> None:
+    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"{args} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+def measure(barrels: int, interval: float, duration: float, drain: float) -> dict:
+    from platform_core.storage import PlatformStorage
+    from wine_assets.readings.simulator import seed_store, tick
+    from wine_assets.readings.store import open_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "PLATFORM_STORAGE_ROOT": f"{tmp}/storage",
+            "WINE_READINGS_STORE": f"sqlite:///{tmp}/readings.db",
+        }
+        run_checked(
+            [
+                str(BIN / "dagster"),
+                "job",
+                "execute",
+                "-m",
+                "wine_assets.definitions",
+                "-j",
+                "wine_retrain",
+                "-c",
+                str(_fast_train_config(tmp)),
+            ],
+            env,
+        )
+        rng = np.random.default_rng(0)
+        written: list[tuple[str, int, float]] = []
+        with open_store(env["WINE_READINGS_STORE"]) as store:
+            for r in seed_store(store, barrels, rng, "both"):
+                written.append((r.barrel_id, r.seq, time.time()))
+        dev = subprocess.Popen(
+            [str(BIN / "dagster"), "dev", "-m", "wine_assets.definitions", "-p", "0"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.time() + duration
+            with open_store(env["WINE_READINGS_STORE"]) as store:
+                while time.time() < deadline:
+                    started = time.time()
+                    before = store.max_seq()
+                    tick(store, rng)
+                    written += [
+                        (r.barrel_id, r.seq, time.time()) for r in store.changed_since(before)
+                    ]
+                    time.sleep(max(0.0, interval - (time.time() - started)))
+            time.sleep(drain)
+        finally:
+            os.killpg(dev.pid, signal.SIGTERM)
+            dev.wait(timeout=60)
+        storage = PlatformStorage.local(f"{tmp}/storage")
+        keys = storage.list_keys("tables/barrel_quality_predictions")
+        preds = (
+            pd.concat([storage.read_parquet(k) for k in keys], ignore_index=True)
+            if keys
+            else pd.DataFrame(
+                columns=["barrel_id", "reading_seq", "reading_updated_at", "scored_at"]
+            )
+        )
+    changes = pd.DataFrame(written, columns=["barrel_id", "reading_seq", "written_at"])
+    scored = preds.groupby(["barrel_id", "reading_seq"]).size()
+    double = int((scored > 1).sum())
+    joined = changes.merge(
+        preds.drop_duplicates(["barrel_id", "reading_seq"]),
+        on=["barrel_id", "reading_seq"],
+        how="left",
+    )
+    lat = (
+        pd.to_datetime(joined["scored_at"], utc=True)
+        - pd.to_datetime(joined["reading_updated_at"], utc=True)
+    ).dt.total_seconds()
+    missed = int(lat.isna().sum())
+    return {
+        "barrels": barrels,
+        "interval_s": interval,
+        "duration_s": duration,
+        "changes": len(changes),
+        "scored": int(lat.notna().sum()),
+        "missed": missed,
+        "double_scored": double,
+        "snapshot_runs": len(keys),
+        "p50_s": round(float(lat.quantile(0.5)), 3) if lat.notna().any() else None,
+        "p95_s": round(float(lat.quantile(0.95)), 3) if lat.notna().any() else None,
+        "max_s": round(float(lat.max()), 3) if lat.notna().any() else None,
+        "goal": "p95_s <= 10, missed == 0, double_scored == 0",
+    }
+
+
+def _fast_train_config(tmp: str) -> Path:
+    path = Path(tmp) / "train.yaml"
+    path.write_text("ops:\n  wine_quality_model_candidate:\n    config:\n      cv_repeats: 1\n")
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--barrels", type=int, default=100)
+    parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=180.0)
+    parser.add_argument("--drain", type=float, default=20.0)
+    args = parser.parse_args()
+    figures = measure(args.barrels, args.interval, args.duration, args.drain)
+    ok = figures["p95_s"] is not None and figures["p95_s"] <= 10
+    figures["goal_met"] = bool(ok and figures["missed"] == 0 and figures["double_scored"] == 0)
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

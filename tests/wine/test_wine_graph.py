@@ -1,0 +1,229 @@
+"""The wine graph in Dagster: training → champion → sensor-triggered snapshots → predictions."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from platform_core.model_store import ModelStoreResource
+from platform_core.storage import PlatformStorage
+from platform_core.tables import ParquetTableIOManager
+from tests.conftest import REPO_ROOT
+from wine_assets.definitions import defs, snapshot_job
+from wine_assets.quality.sensor import build_readings_sensor
+from wine_assets.quality.snapshot import snapshot_partitions
+from wine_assets.readings.resource import ReadingsStoreResource
+from wine_assets.readings.simulator import seed_store, tick
+from wine_assets.readings.store import open_store
+
+ASSETS = list(defs.assets)
+CHECKS = list(defs.asset_checks)
+SENSOR = build_readings_sensor(snapshot_job)
+FAST = {"ops": {"wine_quality_model_candidate": {"config": {"cv_repeats": 1}}}}
+SNAPSHOT_ASSETS = dg.AssetSelection.assets("wine_sensor_snapshot", "barrel_quality_predictions")
+
+
+def resources(storage: PlatformStorage, store_url: str) -> dict:
+    return {
+        "storage": storage,
+        "io_manager": ParquetTableIOManager(storage=storage),
+        "model_store": ModelStoreResource(storage=storage),
+        "readings_store": ReadingsStoreResource(url=store_url),
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir) -> tuple[PlatformStorage, Path]:
+    """Storage holding the training table and a champion model (trained once per module)."""
+    root = tmp_path_factory.mktemp("wine")
+    storage = PlatformStorage.local(str(root / "storage"))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*ASSETS, *CHECKS],
+            selection=dg.AssetSelection.assets(
+                "wine_training_data", "wine_quality_model_candidate"
+            ),
+            resources=resources(storage, f"sqlite:///{root / 'unused.db'}"),
+            instance=instance,
+            run_config=FAST,
+        )
+    assert result.success
+    errors = [
+        e.check_name
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
+    assert errors == []
+    return storage, root
+
+
+@pytest.fixture
+def barrels(tmp_path, data_dir) -> str:
+    url = f"sqlite:///{tmp_path / 'readings.db'}"
+    with open_store(url) as store:
+        store.create()
+        seeded = seed_store(store, 16, np.random.default_rng(1), "both", data_dir=data_dir)
+    assert {r.wine_type for r in seeded} == {"red", "white"}  # both types reach the model
+    return url
+
+
+def evaluate_sensor(instance, cursor, storage, url):
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources(storage, url)
+    ) as ctx:
+        return SENSOR(ctx)
+
+
+def run_snapshot(instance, key, storage, url, raise_on_error=True):
+    instance.add_dynamic_partitions(snapshot_partitions.name, [key])
+    return dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=SNAPSHOT_ASSETS,
+        partition_key=key,
+        resources=resources(storage, url),
+        instance=instance,
+        raise_on_error=raise_on_error,
+    )
+
+
+def test_sensor_scores_every_change_exactly_once_across_a_restart(trained, barrels):
+    storage, _ = trained
+    scored: list[tuple[str, int]] = []
+    with dg.instance_for_test() as instance:
+        first = evaluate_sensor(instance, None, storage, barrels)
+        (request,) = first.run_requests
+        assert request.run_key == request.partition_key == f"seq-{16:012d}"
+        result = run_snapshot(instance, request.partition_key, storage, barrels)
+        scored += _scored(result)
+        # nothing new: the stored cursor (what the daemon keeps across restarts) skips
+        assert isinstance(evaluate_sensor(instance, first.cursor, storage, barrels), dg.SkipReason)
+        # readings change between ticks, twice for some barrels, while the "daemon is down"
+        with open_store(barrels) as store:
+            rng = np.random.default_rng(3)
+            tick(store, rng)
+            tick(store, rng, barrels_per_tick=5)
+            latest = {r.barrel_id: r.seq for r in store.all()}
+        restarted = evaluate_sensor(instance, first.cursor, storage, barrels)  # new process
+        (request,) = restarted.run_requests
+        assert restarted.cursor == str(max(latest.values()))
+        scored += _scored(run_snapshot(instance, request.partition_key, storage, barrels))
+        # replaying the same partition (a retried run) scores nothing twice
+        assert _scored(run_snapshot(instance, request.partition_key, storage, barrels)) == []
+    assert len(scored) == len(set(scored))  # no (barrel, reading) scored twice
+    with open_store(barrels) as store:
+        preds = {p.barrel_id: p for p in store.predictions()}
+    assert {b: p.reading_seq for b, p in preds.items()} == latest  # nothing skipped
+    assert {p.model_version for p in preds.values()} == {1}
+    assert all(0 <= p.predicted_quality <= 10 for p in preds.values())
+
+
+def _scored(result) -> list[tuple[str, int]]:
+    mats = result.asset_materializations_for_node("barrel_quality_predictions")
+    assert mats, "predictions were not materialized"
+    key = result.dagster_run.tags["dagster/partition"]
+    storage_frame = result.output_for_node("barrel_quality_predictions")
+    assert (storage_frame["reading_seq"] > 0).all(), key
+    return list(zip(storage_frame["barrel_id"], storage_frame["reading_seq"], strict=True))
+
+
+def test_corrupted_snapshot_fails_the_range_check_and_blocks_scoring(trained, barrels):
+    storage, _ = trained
+    with open_store(barrels) as store:
+        tick(store, np.random.default_rng(4), mode="corrupted", barrels_per_tick=3)
+        before = {p.barrel_id: p.reading_seq for p in store.predictions()}
+    with dg.instance_for_test() as instance:
+        result = run_snapshot(instance, "seq-corrupted", storage, barrels, raise_on_error=False)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["within_training_ranges"].passed
+    assert checks["within_training_ranges"].severity == dg.AssetCheckSeverity.ERROR
+    assert checks["no_missing_values"].passed
+    assert not result.asset_materializations_for_node("barrel_quality_predictions")
+    with open_store(barrels) as store:
+        assert {p.barrel_id: p.reading_seq for p in store.predictions()} == before
+
+
+def test_normal_snapshot_passes_every_check(trained, barrels):
+    storage, _ = trained
+    with dg.instance_for_test() as instance:
+        result = run_snapshot(instance, "seq-normal", storage, barrels)
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    snap = storage.read_parquet("tables/wine_sensor_snapshot/seq-normal.parquet")
+    assert len(snap) == 16 and set(snap["wine_type"]) == {"red", "white"}
+
+
+def test_sensor_waits_for_a_champion(tmp_path, barrels):
+    storage = PlatformStorage.local(str(tmp_path / "empty"))
+    with dg.instance_for_test() as instance:
+        result = evaluate_sensor(instance, None, storage, barrels)
+    assert isinstance(result, dg.SkipReason) and "no champion" in result.skip_message
+
+
+@pytest.mark.slow
+def test_whole_wine_graph_through_the_cli(tmp_path, data_dir):
+    """wine-sim seeds the store; the CLI retrains and runs one snapshot; all checks pass."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PLATFORM_DATA_DIR": str(data_dir),
+        "PLATFORM_STORAGE_ROOT": str(tmp_path / "storage"),
+        "WINE_READINGS_STORE": f"sqlite:///{tmp_path / 'readings.db'}",
+    }
+    bin_dir = Path(sys.executable).parent
+
+    def run(*args: str) -> None:
+        proc = subprocess.run(
+            args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900
+        )
+        assert proc.returncode == 0, f"{args}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+    run(str(bin_dir / "wine-sim"), "seed", "--barrels", "20")
+    run(
+        str(bin_dir / "dagster"),
+        "job",
+        "execute",
+        "-m",
+        "wine_assets.definitions",
+        "-j",
+        "wine_retrain",
+    )
+    os.environ["DAGSTER_HOME"], saved = str(home), os.environ.get("DAGSTER_HOME")
+    try:
+        with dg.DagsterInstance.get() as instance:
+            instance.add_dynamic_partitions(snapshot_partitions.name, ["seq-000000000020"])
+        run(
+            str(bin_dir / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "wine_assets.definitions",
+            "--select",
+            "wine_sensor_snapshot,barrel_quality_predictions",
+            "--partition",
+            "seq-000000000020",
+        )
+        with dg.DagsterInstance.get() as instance:
+            runs = instance.get_runs()
+            assert len(runs) == 2 and all(r.is_success for r in runs)
+            evaluations = [
+                e.dagster_event.event_specific_data
+                for r in runs
+                for e in instance.all_logs(
+                    r.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                )
+            ]
+            failed = [ev.check_name for ev in evaluations if not ev.passed]
+            assert failed == [], failed
+    finally:
+        if saved is None:
+            os.environ.pop("DAGSTER_HOME")
+        else:
+            os.environ["DAGSTER_HOME"] = saved
+    with open_store(env["WINE_READINGS_STORE"]) as store:
+        assert len(store.predictions()) == 20

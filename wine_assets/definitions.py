@@ -1,0 +1,49 @@
+"""The ``wine`` code location: barrel readings → snapshots → quality predictions."""
+
+import dagster as dg
+
+from platform_core.model_store import approval_job
+from platform_core.resources import shared_resources
+from platform_core.settings import default_readings_store_url, setting
+from wine_assets.quality.assets import candidate_promotion, wine_quality_model_candidate
+from wine_assets.quality.sensor import build_readings_sensor
+from wine_assets.quality.snapshot import (
+    MODEL_NAME,
+    barrel_quality_predictions,
+    snapshot_partitions,
+    wine_sensor_snapshot,
+)
+from wine_assets.quality.training import training_checks, wine_training_data
+from wine_assets.readings.resource import ReadingsStoreResource
+
+snapshot_job = dg.define_asset_job(
+    "barrel_snapshot",
+    selection=dg.AssetSelection.assets(wine_sensor_snapshot, barrel_quality_predictions),
+    partitions_def=snapshot_partitions,
+    description="Snapshot every barrel and score the ones that changed (sensor-triggered).",
+)
+retrain_job = dg.define_asset_job(
+    "wine_retrain",
+    selection=dg.AssetSelection.assets(wine_training_data, wine_quality_model_candidate),
+    description="Reload the training data, retrain, and run the registry's promotion check.",
+)
+
+defs = dg.Definitions(
+    assets=[
+        wine_training_data,
+        wine_quality_model_candidate,
+        wine_sensor_snapshot,
+        barrel_quality_predictions,
+    ],
+    asset_checks=[*training_checks, candidate_promotion],
+    jobs=[snapshot_job, retrain_job, approval_job(MODEL_NAME)],
+    sensors=[build_readings_sensor(snapshot_job)],
+    resources={
+        **shared_resources(),
+        "readings_store": ReadingsStoreResource(
+            url=setting("WINE_READINGS_STORE", default_readings_store_url())
+        ),
+    },
+    # Sensor-triggered runs are small: one process, no per-step subprocess start-up.
+    executor=dg.in_process_executor,
+)

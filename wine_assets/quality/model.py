@@ -1,0 +1,695 @@
+"""Wine quality regression evaluated as Cortez et al. (2009) did, free of Dagster.
+
+The candidate is an ExtraTrees regressor on the 11 UCI features plus a wine-type flag, one model
+for both types.  Baselines are system A (default XGBoost regressor, one per type) and system B
+(a random-forest classifier of "good" = quality >= 6 on six features).
+
+Evaluation follows Cortez: 5-fold CV repeated 20 times, MAD (= MAE) and the share of wines
+with |y - y_hat| <= T for T = 0.25, 0.5, 1.0, on the raw regression output (nothing rounded),
+per wine type.  ``dedup=True`` keeps identical rows (features + quality) in the same fold: 240
+of the 1599 red rows repeat another row, and a fully grown forest recalls a copy it trained on.
+
+Models are saved as JSON only, never pickle: XGBoost's own JSON, and for scikit-learn forests
+the node arrays (children, feature, threshold, value) as little-endian numbers in a JSON file.
+Forests are converted to that packed form right after fitting, so the code that predicts in
+cross-validation is the code that predicts after loading.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+import xgboost
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
+from sklearn.metrics import roc_auc_score
+from xgboost import XGBRegressor
+
+from wine_assets.features import FEATURES, TARGET, WINE_TYPES
+
+#: Wine-type encoding fed to models that train on both types at once.
+WINE_TYPE_FEATURE = "is_red"
+WINE_TYPE_CODES: dict[str, float] = {"red": 1.0, "white": 0.0}
+
+#: Cortez's tolerances; metric names are ``acc_t025``, ``acc_t05``, ``acc_t10``.
+TOLERANCES: dict[str, float] = {"acc_t025": 0.25, "acc_t05": 0.5, "acc_t10": 1.0}
+QUALITY_RANGE = (0.0, 10.0)
+
+#: System B's target: a wine is "good" when quality >= 6.
+GOOD_THRESHOLD = 6
+SYSTEM_B_FEATURES: tuple[str, ...] = (
+    "fixed_acidity",
+    "volatile_acidity",
+    "citric_acid",
+    "total_sulfur_dioxide",
+    "ph",
+    "alcohol",
+)
+
+EXTRA_TREES = "extra_trees_regressor"
+XGB_REGRESSOR = "xgb_regressor"
+RF_CLASSIFIER = "random_forest_classifier"
+KINDS = (EXTRA_TREES, XGB_REGRESSOR, RF_CLASSIFIER)
+FOREST_KINDS = (EXTRA_TREES, RF_CLASSIFIER)
+AGGREGATES = ("mean", "median")
+
+SPEC_FILE = "spec.json"
+FILE_FORMAT = "wine-quality-model/1"
+FOREST_FORMAT = "packed-forest/1"
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to refit or reload a model.
+
+    ``features`` are the input columns in order; ``is_red`` (1.0 red, 0.0 white) is derived from
+    ``wine_type``.  ``per_type`` fits one model per wine type (then ``is_red`` is pointless).
+    ``aggregate`` is how a forest regressor combines its trees: ``mean`` (a true regression
+    output) or ``median`` (L1-optimal, but whole scores only: see CANDIDATE_SPEC).
+    """
+
+    name: str
+    kind: str
+    hyperparameters: dict[str, Any]
+    features: tuple[str, ...]
+    per_type: bool = False
+    aggregate: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: expected one of {KINDS}, got {self.kind!r}")
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate: expected one of {AGGREGATES}, got {self.aggregate!r}")
+        unknown = [f for f in self.features if f not in (*FEATURES, WINE_TYPE_FEATURE)]
+        if unknown:
+            raise ValueError(f"unknown features {unknown}")
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.kind == RF_CLASSIFIER
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form (tuples become lists)."""
+        data = asdict(self)
+        data["features"] = list(self.features)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
+        """Inverse of ``to_json``."""
+        return cls(**{**data, "features": tuple(data["features"])})
+
+
+#: Our model.  Chosen with CV seed 1 (the benchmark reports seed 0), 2-4 repeats, on the
+#: grouped and the plain folds:
+#: * ExtraTrees beat RandomForest (max_features 0.5: MAD +0.04) and a tuned deep XGBoost
+#:   (+0.03) and blends of them; max_features 0.33-1.0, 300 vs 600 trees, per-type vs joint
+#:   training and ratio features (free/total SO2, bound SO2, alcohol/density) were within noise,
+#:   so: one joint model (one artifact), max_features 0.5, 251 trees;
+#: * fully grown trees (min_samples_leaf 1): leaves of 2-5 rows cost 0.04-0.1 MAD;
+#: * aggregate ``mean``: the median of the trees cuts MAD by ~0.045 and lifts T=1.0 accuracy to
+#:   ~0.97, but with single-row leaves every output is then a whole score, i.e. rounding in
+#:   disguise, which Cortez's protocol excludes; the benchmark reports the median figures
+#:   from the same fits for comparison.  (Leaves of two rows make the median land on x.5 so
+#:   one prediction counts for two scores at T=0.5; avoid that with any median variant.)
+CANDIDATE_SPEC = ModelSpec(
+    name="extra_trees_joint_v1",
+    kind=EXTRA_TREES,
+    hyperparameters={
+        "n_estimators": 251,
+        "max_features": 0.5,
+        "min_samples_leaf": 1,
+        "bootstrap": False,
+        "random_state": 0,
+        "n_jobs": 2,
+    },
+    features=(*FEATURES, WINE_TYPE_FEATURE),
+    per_type=False,
+    aggregate="mean",
+)
+
+#: System A: XGBoost's defaults on the 11 features, one model per wine type (Cortez also fit
+#: each type separately; a joint model without the type flag would be a weaker baseline).
+SYSTEM_A_SPEC = ModelSpec(
+    name="system_a_xgb_default",
+    kind=XGB_REGRESSOR,
+    hyperparameters={"objective": "reg:squarederror", "random_state": 0, "n_jobs": 2},
+    features=tuple(FEATURES),
+    per_type=True,
+)
+
+#: System B: RandomForestClassifier(n_estimators=60) on six features, both types pooled, no type
+#: flag, predicting quality >= 6.  random_state pinned (system B left it unset) for repeatability.
+SYSTEM_B_SPEC = ModelSpec(
+    name="system_b_rf_good",
+    kind=RF_CLASSIFIER,
+    hyperparameters={"n_estimators": 60, "random_state": 0, "n_jobs": 2},
+    features=SYSTEM_B_FEATURES,
+    per_type=False,
+)
+
+
+# --------------------------------------------------------------------------- packed forests
+
+_ARRAY_DTYPES = {"<i4": np.dtype("<i4"), "<i8": np.dtype("<i8"), "<f8": np.dtype("<f8")}
+
+
+def _encode_array(array: np.ndarray, dtype: str) -> dict[str, Any]:
+    raw = np.ascontiguousarray(array, dtype=_ARRAY_DTYPES[dtype]).tobytes()
+    return {
+        "dtype": dtype,
+        "shape": list(array.shape),
+        "zlib_base64": base64.b64encode(zlib.compress(raw, 6)).decode("ascii"),
+    }
+
+
+def _decode_array(data: dict[str, Any]) -> np.ndarray:
+    """Numbers only: the dtype must be one of three fixed numeric types (no object arrays)."""
+    dtype = _ARRAY_DTYPES.get(data["dtype"])
+    if dtype is None:
+        raise ValueError(f"unsupported array dtype {data['dtype']!r}")
+    raw = zlib.decompress(base64.b64decode(data["zlib_base64"], validate=True))
+    shape = tuple(int(n) for n in data["shape"])
+    if len(raw) != dtype.itemsize * int(np.prod(shape)):
+        raise ValueError(f"array payload of {len(raw)} bytes does not match shape {shape}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+@dataclass
+class PackedForest:
+    """All trees of a scikit-learn forest in flat arrays with global node ids.
+
+    Prediction walks every tree at once (vectorised), and saving is five numeric arrays.  The
+    walk copies scikit-learn exactly: inputs are cast to float32, a row goes left when
+    ``x[feature] <= threshold`` (float64), leaves carry the tree's output (class fractions for
+    classifiers, normalised as ``predict_proba`` does).
+    """
+
+    roots: np.ndarray  # int64 (n_trees,)
+    left: np.ndarray  # int32 (n_nodes,), -1 at leaves
+    right: np.ndarray  # int32 (n_nodes,), -1 at leaves
+    feature: np.ndarray  # int32 (n_nodes,), -1 at leaves
+    threshold: np.ndarray  # float64 (n_nodes,)
+    value: np.ndarray  # float64 (n_nodes, n_outputs)
+    n_features: int
+    classes: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_sklearn(cls, forest: ExtraTreesRegressor | RandomForestClassifier) -> PackedForest:
+        """Copy the node arrays of every fitted tree, renumbering nodes globally."""
+        roots, lefts, rights, feats, thresholds, values = [], [], [], [], [], []
+        offset = 0
+        classifier = hasattr(forest, "classes_")
+        for estimator in forest.estimators_:
+            tree = estimator.tree_
+            leaf = tree.children_left < 0
+            roots.append(offset)
+            lefts.append(np.where(leaf, -1, tree.children_left + offset))
+            rights.append(np.where(leaf, -1, tree.children_right + offset))
+            feats.append(np.where(leaf, -1, tree.feature))
+            thresholds.append(np.where(leaf, 0.0, tree.threshold))
+            value = np.asarray(tree.value[:, 0, :], dtype=np.float64)
+            if classifier:
+                norm = value.sum(axis=1, keepdims=True)
+                norm[norm == 0.0] = 1.0
+                value = value / norm
+            values.append(value)
+            offset += tree.node_count
+        return cls(
+            roots=np.asarray(roots, dtype=np.int64),
+            left=np.concatenate(lefts).astype(np.int32),
+            right=np.concatenate(rights).astype(np.int32),
+            feature=np.concatenate(feats).astype(np.int32),
+            threshold=np.concatenate(thresholds).astype(np.float64),
+            value=np.concatenate(values).astype(np.float64),
+            n_features=int(forest.n_features_in_),
+            classes=tuple(int(c) for c in forest.classes_) if classifier else None,
+        )
+
+    @property
+    def n_trees(self) -> int:
+        return len(self.roots)
+
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """Leaf node id per (tree, row), shape (n_trees, n_rows)."""
+        x32 = np.asarray(x, dtype=np.float32)
+        if x32.ndim != 2 or x32.shape[1] != self.n_features:
+            raise ValueError(f"expected {self.n_features} feature columns, got {x32.shape}")
+        n_rows = len(x32)
+        node = np.repeat(self.roots, n_rows)
+        row = np.tile(np.arange(n_rows), self.n_trees)
+        active = np.flatnonzero(self.left[node] >= 0)
+        while active.size:
+            current = node[active]
+            go_left = x32[row[active], self.feature[current]] <= self.threshold[current]
+            current = np.where(go_left, self.left[current], self.right[current])
+            node[active] = current
+            active = active[self.left[current] >= 0]
+        return node.reshape(self.n_trees, n_rows)
+
+    def tree_outputs(self, x: np.ndarray) -> np.ndarray:
+        """Every tree's output, shape (n_trees, n_rows, n_outputs)."""
+        return self.value[self.leaves(x)]
+
+    def to_json_bytes(self) -> bytes:
+        payload = {
+            "format": FOREST_FORMAT,
+            "n_trees": self.n_trees,
+            "n_features": self.n_features,
+            "classes": list(self.classes) if self.classes is not None else None,
+            "arrays": {
+                "roots": _encode_array(self.roots, "<i8"),
+                "left": _encode_array(self.left, "<i4"),
+                "right": _encode_array(self.right, "<i4"),
+                "feature": _encode_array(self.feature, "<i4"),
+                "threshold": _encode_array(self.threshold, "<f8"),
+                "value": _encode_array(self.value, "<f8"),
+            },
+        }
+        return json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes) -> PackedForest:
+        payload = json.loads(data)
+        if payload.get("format") != FOREST_FORMAT:
+            raise ValueError(f"not a {FOREST_FORMAT} file: {payload.get('format')!r}")
+        arrays = {name: _decode_array(a) for name, a in payload["arrays"].items()}
+        forest = cls(
+            **arrays,
+            n_features=int(payload["n_features"]),
+            classes=tuple(payload["classes"]) if payload["classes"] is not None else None,
+        )
+        forest._check()
+        return forest
+
+    def _check(self) -> None:
+        """Reject files whose node ids or features point outside the arrays."""
+        n_nodes = len(self.left)
+        sizes = {len(a) for a in (self.right, self.feature, self.threshold, self.value)}
+        ok = (
+            sizes == {n_nodes}
+            and self.roots.min(initial=0) >= 0
+            and self.roots.max(initial=0) < max(n_nodes, 1)
+            and self.left.max(initial=-1) < n_nodes
+            and self.right.max(initial=-1) < n_nodes
+            and self.feature.max(initial=-1) < self.n_features
+            and np.array_equal(self.left < 0, self.right < 0)
+            and np.array_equal(self.left < 0, self.feature < 0)
+        )
+        if not ok:
+            raise ValueError("inconsistent packed forest")
+
+
+# ------------------------------------------------------------------------------ fit / predict
+
+
+@dataclass
+class FittedModel:
+    """A spec and its fitted parts: ``{"all": model}`` or one model per wine type."""
+
+    spec: ModelSpec
+    parts: dict[str, PackedForest | XGBRegressor] = field(default_factory=dict)
+
+
+def check_frame(df: pd.DataFrame, features: Sequence[str] = FEATURES) -> None:
+    """Fail early on the input mistakes that would otherwise give silent garbage."""
+    needed = [c for c in features if c != WINE_TYPE_FEATURE] + ["wine_type"]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise KeyError(f"columns missing: {missing}")
+    bad_types = sorted(set(df["wine_type"].unique()) - set(WINE_TYPES))
+    if bad_types:
+        raise ValueError(f"wine_type: expected {WINE_TYPES}, got {bad_types}")
+
+
+def design_matrix(spec: ModelSpec, df: pd.DataFrame) -> np.ndarray:
+    """The spec's inputs as float64; ``is_red`` derived from ``wine_type``.
+
+    NaN is rejected: the UCI data has none and the tree walk has no missing-value branch.
+    """
+    check_frame(df, spec.features)
+    columns = [
+        df["wine_type"].map(WINE_TYPE_CODES).astype("float64")
+        if name == WINE_TYPE_FEATURE
+        else df[name].astype("float64")
+        for name in spec.features
+    ]
+    matrix = np.column_stack([c.to_numpy() for c in columns]).reshape(len(df), len(columns))
+    if np.isnan(matrix).any():
+        raise ValueError(f"missing values in {spec.features}")
+    return matrix
+
+
+def make_estimator(spec: ModelSpec) -> ExtraTreesRegressor | RandomForestClassifier | XGBRegressor:
+    """The unfitted library estimator for ``spec``."""
+    if spec.kind == EXTRA_TREES:
+        return ExtraTreesRegressor(**spec.hyperparameters)
+    if spec.kind == RF_CLASSIFIER:
+        return RandomForestClassifier(**spec.hyperparameters)
+    return XGBRegressor(**spec.hyperparameters)
+
+
+def target(spec: ModelSpec, df: pd.DataFrame) -> np.ndarray:
+    """Quality as float for regressors, 1/0 good for the classifier."""
+    quality = df[TARGET].to_numpy()
+    if spec.is_classifier:
+        return (quality >= GOOD_THRESHOLD).astype(np.int64)
+    return quality.astype(np.float64)
+
+
+def part_names(spec: ModelSpec) -> list[str]:
+    """``["all"]`` for a joint model, else one part per wine type."""
+    return list(WINE_TYPES) if spec.per_type else [ALL]
+
+
+def _part_rows(spec: ModelSpec, df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Boolean row mask per fitted part."""
+    wine_type = df["wine_type"].to_numpy()
+    return {p: np.ones(len(df), bool) if p == ALL else wine_type == p for p in part_names(spec)}
+
+
+def fit(spec: ModelSpec, df: pd.DataFrame) -> FittedModel:
+    """Fit ``spec`` on ``df`` (11 features, quality, wine_type); forests are packed at once."""
+    check_frame(df, spec.features)
+    fitted = FittedModel(spec)
+    for part, rows in _part_rows(spec, df).items():
+        sub = df.loc[rows]
+        if sub.empty:
+            raise ValueError(f"no training rows for part {part!r} of {spec.name!r}")
+        estimator = make_estimator(spec).fit(design_matrix(spec, sub), target(spec, sub))
+        if spec.kind in FOREST_KINDS:
+            fitted.parts[part] = PackedForest.from_sklearn(estimator)
+        else:
+            fitted.parts[part] = estimator
+    return fitted
+
+
+def _raw_outputs(
+    fitted: FittedModel, df: pd.DataFrame, aggregates: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Unclipped output per aggregate (regression) or P(good) under key ``proba``."""
+    spec = fitted.spec
+    check_frame(df, spec.features)
+    keys = ["proba"] if spec.is_classifier else list(aggregates)
+    out = {key: np.full(len(df), np.nan) for key in keys}
+    for part, rows in _part_rows(spec, df).items():
+        if not rows.any():
+            continue
+        model = fitted.parts[part]
+        x = design_matrix(spec, df.loc[rows])
+        if isinstance(model, PackedForest):
+            trees = model.tree_outputs(x)
+            if spec.is_classifier:
+                out["proba"][rows] = trees.mean(axis=0)[:, model.classes.index(1)]
+                continue
+            for key in keys:
+                reduce = np.median if key == "median" else np.mean
+                out[key][rows] = reduce(trees[:, :, 0], axis=0)
+        else:
+            prediction = np.asarray(model.predict(x), dtype=np.float64)
+            for key in keys:
+                out[key][rows] = prediction
+    return out
+
+
+def clip_quality(y: np.ndarray) -> np.ndarray:
+    """Quality is on a 0-10 scale; XGBoost can step outside it when extrapolating."""
+    return np.clip(np.asarray(y, dtype=np.float64), *QUALITY_RANGE)
+
+
+def predict(fitted: FittedModel, df: pd.DataFrame) -> np.ndarray:
+    """Predicted quality (float, clipped to [0, 10]) for rows of either wine type."""
+    if fitted.spec.is_classifier:
+        raise TypeError(f"{fitted.spec.name!r} is a classifier: use predict_good_proba")
+    raw = _raw_outputs(fitted, df, [fitted.spec.aggregate])[fitted.spec.aggregate]
+    return clip_quality(raw)
+
+
+def predict_good_proba(fitted: FittedModel, df: pd.DataFrame) -> np.ndarray:
+    """P(quality >= 6) from the classifier spec."""
+    if not fitted.spec.is_classifier:
+        raise TypeError(f"{fitted.spec.name!r} is a regressor: use predict")
+    return _raw_outputs(fitted, df, [])["proba"]
+
+
+# ------------------------------------------------------------------------------------- files
+
+
+def to_files(fitted: FittedModel) -> dict[str, bytes]:
+    """``spec.json`` plus one JSON file per part (packed forest or XGBoost's own JSON)."""
+    files: dict[str, bytes] = {}
+    parts: dict[str, str] = {}
+    for part, model in fitted.parts.items():
+        if isinstance(model, PackedForest):
+            name = f"forest_{part}.json"
+            files[name] = model.to_json_bytes()
+        else:
+            name = f"xgb_{part}.json"
+            files[name] = bytes(model.get_booster().save_raw(raw_format="json"))
+        parts[part] = name
+    manifest = {
+        "format": FILE_FORMAT,
+        "spec": fitted.spec.to_json(),
+        "parts": parts,
+        "wine_type_encoding": WINE_TYPE_CODES,
+        "target": TARGET,
+        "good_threshold": GOOD_THRESHOLD,
+        "versions": {
+            "scikit-learn": sklearn.__version__,
+            "xgboost": xgboost.__version__,
+            "numpy": np.__version__,
+        },
+    }
+    files[SPEC_FILE] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return files
+
+
+def from_files(files: dict[str, bytes]) -> FittedModel:
+    """Inverse of ``to_files``: parses JSON only (no pickle, no code from the files)."""
+    manifest = json.loads(files[SPEC_FILE])
+    if manifest.get("format") != FILE_FORMAT:
+        raise ValueError(f"not a {FILE_FORMAT} model: {manifest.get('format')!r}")
+    spec = ModelSpec.from_json(manifest["spec"])
+    fitted = FittedModel(spec)
+    for part, name in manifest["parts"].items():
+        if spec.kind in FOREST_KINDS:
+            fitted.parts[part] = PackedForest.from_json_bytes(files[name])
+        else:
+            booster = XGBRegressor()
+            booster.load_model(bytearray(files[name]))
+            fitted.parts[part] = booster
+    if sorted(fitted.parts) != sorted(part_names(spec)):
+        raise ValueError(f"model parts {sorted(fitted.parts)} != {part_names(spec)}")
+    return fitted
+
+
+# ----------------------------------------------------------------------------------- metrics
+
+
+def cortez_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MAD and accuracy within tolerance T (|y - y_hat| <= T) on the unrounded predictions."""
+    error = np.abs(np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64))
+    if error.size == 0:
+        raise ValueError("no predictions")
+    out = {"mad": float(error.mean())}
+    for name, tolerance in TOLERANCES.items():
+        out[name] = float(np.mean(error <= tolerance))
+    return out
+
+
+def rec_curve(
+    y_true: np.ndarray, y_pred: np.ndarray, tolerances: Sequence[float] | None = None
+) -> pd.DataFrame:
+    """Cortez's regression error characteristic: accuracy as a function of tolerance."""
+    grid = np.linspace(0.0, 2.0, 41) if tolerances is None else np.asarray(tolerances, float)
+    error = np.abs(np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64))
+    return pd.DataFrame({"tolerance": grid, "accuracy": [(error <= t).mean() for t in grid]})
+
+
+def confusion(y_true: np.ndarray, y_pred_rounded: np.ndarray) -> pd.DataFrame:
+    """Counts of true (rows) vs predicted (columns) scores, every score in between included.
+
+    Predictions are rounded to the nearest integer here too, so raw output can be passed.
+    """
+    true = np.asarray(y_true).astype(np.int64)
+    pred = np.rint(np.asarray(y_pred_rounded, dtype=np.float64)).astype(np.int64)
+    if true.size == 0:
+        return pd.DataFrame()
+    labels = list(range(int(min(true.min(), pred.min())), int(max(true.max(), pred.max())) + 1))
+    table = pd.crosstab(
+        pd.Categorical(true, categories=labels),
+        pd.Categorical(pred, categories=labels),
+        dropna=False,
+    )
+    table.index.name, table.columns.name = "true", "predicted"
+    return table.astype(np.int64)
+
+
+def classification_metrics(good: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Accuracy at P >= 0.5 and ROC AUC for the good/not-good task."""
+    good = np.asarray(good).astype(np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    auc = float(roc_auc_score(good, proba)) if 0 < good.sum() < len(good) else float("nan")
+    # RandomForestClassifier.predict breaks a 0.5 tie towards the first class (not good).
+    return {"accuracy": float(np.mean((proba > 0.5) == good)), "auc": auc}
+
+
+def _regression_metrics(y: np.ndarray, y_hat: np.ndarray) -> dict[str, float]:
+    """Cortez's metrics plus the regressor read as a good/not-good classifier (y_hat >= 5.5)."""
+    good = y >= GOOD_THRESHOLD
+    out = cortez_metrics(y, y_hat)
+    out["good_accuracy"] = float(np.mean((y_hat >= GOOD_THRESHOLD - 0.5) == good))
+    auc = roc_auc_score(good, y_hat) if 0 < good.sum() < len(good) else np.nan
+    out["good_auc"] = float(auc)
+    return out
+
+
+# ------------------------------------------------------------------------------------- folds
+
+
+def duplicate_groups(df: pd.DataFrame) -> np.ndarray:
+    """Group id per row: rows with the same wine type, 11 features and quality share one."""
+    check_frame(df)
+    keys = ["wine_type", *FEATURES, TARGET]
+    return df.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+
+
+def fold_assignments(
+    df: pd.DataFrame, n_splits: int = 5, n_repeats: int = 20, seed: int = 0, dedup: bool = False
+) -> np.ndarray:
+    """Fold id per (repeat, row), shape (n_repeats, n_rows).
+
+    Each wine type is split on its own into ``n_splits`` folds with equal group counts, so the
+    per-type figures are those of a per-type CV and per-type models always get training rows.
+    Groups are single rows, or (``dedup``) sets of identical rows.  Depends only on the data
+    and ``seed``, so every spec evaluated with the same seed sees the same folds.
+    """
+    if n_splits < 2 or n_repeats < 1:
+        raise ValueError("need n_splits >= 2 and n_repeats >= 1")
+    groups = duplicate_groups(df) if dedup else np.arange(len(df))
+    wine_type = df["wine_type"].to_numpy()
+    folds = np.full((n_repeats, len(df)), -1, dtype=np.int64)
+    for repeat in range(n_repeats):
+        for type_index, wine in enumerate(WINE_TYPES):
+            rows = np.flatnonzero(wine_type == wine)
+            if rows.size == 0:
+                continue
+            unique, inverse = np.unique(groups[rows], return_inverse=True)
+            if len(unique) < n_splits:
+                raise ValueError(f"{wine}: {len(unique)} groups < {n_splits} folds")
+            rng = np.random.default_rng([seed, repeat, type_index])
+            group_fold = np.empty(len(unique), dtype=np.int64)
+            group_fold[rng.permutation(len(unique))] = (
+                np.arange(len(unique)) * n_splits // len(unique)
+            )
+            folds[repeat, rows] = group_fold[inverse]
+    return folds
+
+
+def _summarise(per_repeat: list[dict[str, float]]) -> dict[str, float]:
+    """Mean and (ddof=1) std over repeats of each metric."""
+    out: dict[str, float] = {}
+    for key in per_repeat[0]:
+        values = np.array([m[key] for m in per_repeat], dtype=np.float64)
+        out[key] = float(values.mean())
+        out[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return out
+
+
+def evaluate_cv(
+    spec: ModelSpec,
+    df: pd.DataFrame,
+    n_splits: int = 5,
+    n_repeats: int = 20,
+    seed: int = 0,
+    dedup: bool = False,
+    aggregates: Sequence[str] = (),
+    return_predictions: bool = False,
+) -> dict[str, Any]:
+    """Cortez's repeated k-fold CV: metrics over each repeat's out-of-fold predictions, then
+    mean and std over repeats, overall and per wine type.
+
+    Regressors report mad and acc_t025/t05/t10 (plus good_accuracy/good_auc: the output
+    thresholded at 5.5); the classifier reports accuracy and auc.  ``aggregates`` adds forest
+    aggregations other than the spec's, scored from the same fits (under ``by_aggregate``).
+    """
+    frame = df.reset_index(drop=True)
+    check_frame(frame, spec.features)
+    bad = [a for a in aggregates if a not in AGGREGATES]
+    if bad or (aggregates and spec.kind != EXTRA_TREES):
+        raise ValueError(f"aggregates {list(aggregates)} need an {EXTRA_TREES} spec")
+    folds = fold_assignments(frame, n_splits, n_repeats, seed, dedup)
+    keys = ["proba"] if spec.is_classifier else [spec.aggregate, *aggregates]
+    keys = list(dict.fromkeys(keys))
+    y = frame[TARGET].to_numpy().astype(np.float64)
+    wine_type = frame["wine_type"].to_numpy()
+    scopes = {"overall": np.ones(len(frame), dtype=bool)} | {t: wine_type == t for t in WINE_TYPES}
+    per_repeat: dict[str, dict[str, list[dict[str, float]]]] = {
+        key: {scope: [] for scope in scopes} for key in keys
+    }
+    predictions = {key: np.full((n_repeats, len(frame)), np.nan) for key in keys}
+    fit_s = predict_s = 0.0
+    for repeat in range(n_repeats):
+        for fold in range(n_splits):
+            test = folds[repeat] == fold
+            start = time.perf_counter()
+            fitted = fit(spec, frame.loc[~test])
+            fit_s += time.perf_counter() - start
+            start = time.perf_counter()
+            outputs = _raw_outputs(fitted, frame.loc[test], [k for k in keys if k != "proba"])
+            predict_s += time.perf_counter() - start
+            for key in keys:
+                value = outputs[key]
+                predictions[key][repeat, test] = value if key == "proba" else clip_quality(value)
+        for key in keys:
+            for scope, rows in scopes.items():
+                if key == "proba":
+                    metrics = classification_metrics(
+                        y[rows] >= GOOD_THRESHOLD, predictions[key][repeat, rows]
+                    )
+                else:
+                    metrics = _regression_metrics(y[rows], predictions[key][repeat, rows])
+                per_repeat[key][scope].append(metrics)
+
+    def summary(key: str) -> dict[str, Any]:
+        return {scope: _summarise(per_repeat[key][scope]) for scope in scopes}
+
+    main_key = keys[0]
+    result: dict[str, Any] = {
+        "spec": spec.name,
+        "kind": spec.kind,
+        "task": "classification" if spec.is_classifier else "regression",
+        "aggregate": None if spec.is_classifier else spec.aggregate,
+        "n_splits": n_splits,
+        "n_repeats": n_repeats,
+        "seed": seed,
+        "dedup": dedup,
+        "n_rows": len(frame),
+        "n_groups": int(len(np.unique(duplicate_groups(frame)))) if dedup else len(frame),
+        "folds_sha256": hashlib.sha256(folds.tobytes()).hexdigest(),
+        "fit_seconds": fit_s,
+        "predict_seconds": predict_s,
+        **summary(main_key),
+    }
+    if len(keys) > 1:
+        result["by_aggregate"] = {key: summary(key) for key in keys[1:]}
+    if return_predictions:
+        result["predictions"] = predictions[main_key]
+        if len(keys) > 1:
+            result["predictions_by_aggregate"] = {key: predictions[key] for key in keys[1:]}
+    return result
+
+
+def with_hyperparameters(spec: ModelSpec, **changes: Any) -> ModelSpec:
+    """A copy of ``spec`` with some hyperparameters changed (e.g. fewer trees for a quick test)."""
+    return replace(spec, hyperparameters={**spec.hyperparameters, **changes})
