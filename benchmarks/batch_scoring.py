@@ -1,0 +1,132 @@
+"""Batch scoring throughput: the barrel_quality_predictions asset vs the bare model.
+
+Seeds ``--rows`` barrels into a fresh SQLite readings store (UCI rows, resampled), trains and
+promotes a champion, materializes one snapshot partition, then times materializing
+``barrel_quality_predictions`` for it (``rows_per_s``: load snapshot, find changed barrels,
+predict, write predictions back to the store and to parquet) and ``wine_model.predict`` on
+the same rows in the same process (``bare_rows_per_s``). Goal: ratio >= 0.8.
+
+    python benchmarks/batch_scoring.py --json FILE --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def measure(rows: int, batch: int) -> dict:
+    from platform_core.model_store import ModelStoreResource
+    from platform_core.registry import ModelRegistry, Status
+    from platform_core.settings import data_dir
+    from platform_core.storage import PlatformStorage
+    from platform_core.tables import ParquetTableIOManager
+    from wine_assets.definitions import defs
+    from wine_assets.features import FEATURES, read_uci
+    from wine_assets.quality import model as wine_model
+    from wine_assets.quality.snapshot import MODEL_NAME, snapshot_partitions
+    from wine_assets.readings.resource import ReadingsStoreResource
+    from wine_assets.readings.schema import Reading
+    from wine_assets.readings.store import open_store
+
+    with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
+        storage = PlatformStorage.local(f"{tmp}/storage")
+        url = f"sqlite:///{tmp}/readings.db"
+        resources = {
+            "storage": storage,
+            "io_manager": ParquetTableIOManager(storage=storage),
+            "model_store": ModelStoreResource(storage=storage),
+            "readings_store": ReadingsStoreResource(url=url),
+        }
+        uci = read_uci(data_dir())
+        registry = ModelRegistry(storage, MODEL_NAME)
+        fitted = wine_model.fit(wine_model.CANDIDATE_SPEC, uci)
+        mv = registry.register(wine_model.to_files(fitted), metrics={}, params={})
+        registry.set_status(mv.version, Status.CHAMPION, "benchmark")
+        storage.write_parquet("tables/wine_training_data.parquet", uci)
+
+        rng = np.random.default_rng(0)
+        sample = uci.iloc[rng.integers(0, len(uci), rows)].reset_index(drop=True)
+        t0 = time.perf_counter()
+        with open_store(url) as store:
+            store.create()
+            for start in range(0, rows, batch):
+                part = sample.iloc[start : start + batch]
+                store.put(
+                    [
+                        Reading(
+                            barrel_id=f"b{start + i:08d}",
+                            wine_type=wt,
+                            temperature_c=14.0,
+                            **dict(zip(FEATURES, vals, strict=True)),
+                        )
+                        for i, (wt, *vals) in enumerate(
+                            part[["wine_type", *FEATURES]].itertuples(index=False)
+                        )
+                    ]
+                )
+        seed_s = time.perf_counter() - t0
+        key = "bench"
+        instance.add_dynamic_partitions(snapshot_partitions.name, [key])
+        assets = list(defs.assets)
+        dg.materialize(
+            assets,
+            selection=["wine_sensor_snapshot"],
+            partition_key=key,
+            resources=resources,
+            instance=instance,
+            raise_on_error=True,
+        )
+        t0 = time.perf_counter()
+        result = dg.materialize(
+            assets,
+            selection=["barrel_quality_predictions"],
+            partition_key=key,
+            resources=resources,
+            instance=instance,
+        )
+        asset_s = time.perf_counter() - t0
+        scored = len(result.output_for_node("barrel_quality_predictions"))
+        snap = storage.read_parquet(f"tables/wine_sensor_snapshot/{key}.parquet")
+        t0 = time.perf_counter()
+        wine_model.predict(wine_model.from_files(registry.verify(mv)), snap)
+        bare_s = time.perf_counter() - t0
+    return {
+        "rows": rows,
+        "scored": scored,
+        "asset_s": round(asset_s, 3),
+        "bare_s": round(bare_s, 3),
+        "rows_per_s": round(rows / asset_s, 1),
+        "bare_rows_per_s": round(rows / bare_s, 1),
+        "ratio": round(bare_s / asset_s, 3),
+        "seed_s": round(seed_s, 3),
+        "goal": "rows_per_s / bare_rows_per_s >= 0.8",
+        "goal_met": bare_s / asset_s >= 0.8,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=20_000, help="readings per store write")
+    args = parser.parse_args()
+    figures = measure(args.rows, args.batch)
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
