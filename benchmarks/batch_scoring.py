@@ -12,7 +12,6 @@ the same rows in the same process (``bare_rows_per_s``). Goal: ratio >= 0.8.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
+from figures import emit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,10 +121,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=20_000, help="readings per store write")
     args = parser.parse_args()
     figures = measure(args.rows, args.batch)
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2))
+    emit(figures, args.json)
     return 0
 
 

@@ -11,7 +11,6 @@ Goal: wall_s <= 1.5 * bare_wall_s + 5.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from figures import emit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,10 +123,7 @@ def main() -> int:
         bare(*args.bare)
         return 0
     figures = measure(args.repeats)
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2))
+    emit(figures, args.json)
     return 0
 
 

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from figures import emit
+
 from beer_assets.ibu import model as ibu
 from beer_assets.ingest.clean import clean_beers
 
@@ -128,10 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if any goal fails")
     args = parser.parse_args(argv)
     report = run(args.seed, args.repeats)
-    text = json.dumps(report, indent=2)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(text + "\n")
-    print(text)
+    emit(report, args.json)
     return 1 if args.check and not report["all_goals_pass"] else 0
 
 

@@ -12,7 +12,6 @@ Goal: p95_s <= 10, missed = 0, double_scored = 0.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from figures import emit
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -146,10 +146,7 @@ def main() -> int:
     figures = measure(args.barrels, args.interval, args.duration, args.drain)
     ok = figures["p95_s"] is not None and figures["p95_s"] <= 10
     figures["goal_met"] = bool(ok and figures["missed"] == 0 and figures["double_scored"] == 0)
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2))
+    emit(figures, args.json)
     return 0
 
 
