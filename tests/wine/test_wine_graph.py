@@ -164,7 +164,7 @@ def test_sensor_waits_for_a_champion(tmp_path, barrels):
 
 @pytest.mark.slow
 def test_whole_wine_graph_through_the_cli(tmp_path, data_dir):
-    """wine-sim seeds the store; the CLI retrains and runs one snapshot; all checks pass."""
+    """The CLI retrains, wine-sim seeds the store, the CLI runs one snapshot; all checks pass."""
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
@@ -183,7 +183,8 @@ def test_whole_wine_graph_through_the_cli(tmp_path, data_dir):
         )
         assert proc.returncode == 0, f"{args}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
-    run(str(bin_dir / "wine-sim"), "seed", "--barrels", "20")
+    fast = tmp_path / "fast.yaml"  # one CV repeat: this test is about the wiring, not the score
+    fast.write_text("ops:\n  wine_quality_model_candidate:\n    config:\n      cv_repeats: 1\n")
     run(
         str(bin_dir / "dagster"),
         "job",
@@ -192,7 +193,11 @@ def test_whole_wine_graph_through_the_cli(tmp_path, data_dir):
         "wine_assets.definitions",
         "-j",
         "wine_retrain",
+        "-c",
+        str(fast),
     )
+    # seeded after training, so every barrel is fresh when the snapshot runs
+    run(str(bin_dir / "wine-sim"), "seed", "--barrels", "20")
     os.environ["DAGSTER_HOME"], saved = str(home), os.environ.get("DAGSTER_HOME")
     try:
         with dg.DagsterInstance.get() as instance:
