@@ -51,7 +51,7 @@ def confusion_plot(y_true: pd.Series, y_pred) -> dg.MetadataValue:
 
 @dg.asset(
     group_name=GROUP,
-    kinds={"xgboost", "python"},
+    kinds={"scikit-learn", "python"},
     description="A wine quality regressor (11 features + wine type) registered as a candidate; "
     "Cortez protocol (MAD, accuracy at T=0.25/0.5/1.0, per type) and duplicate-aware CV, next "
     "to system A's XGBRegressor, system B's classifier and the champion on the same folds.",

@@ -118,7 +118,7 @@ def wine_sensor_snapshot(
 
 @dg.asset(
     group_name=GROUP,
-    kinds={"xgboost", "pandas", "parquet"},
+    kinds={"scikit-learn", "pandas", "parquet"},
     partitions_def=snapshot_partitions,
     deps=[dg.AssetKey("wine_quality_model_candidate")],
     description="The champion's quality for every barrel whose reading changed since it was "
