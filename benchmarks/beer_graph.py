@@ -21,6 +21,8 @@ from pathlib import Path
 
 from figures import emit
 
+from platform_core.settings import init_dagster_home
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -73,9 +75,7 @@ def measure(repeats: int) -> dict:
     with serve(dump) as server:
         for _ in range(repeats):
             with tempfile.TemporaryDirectory() as tmp:
-                home = Path(tmp) / "home"
-                home.mkdir()
-                (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+                home = init_dagster_home(Path(tmp) / "home")
                 env = {
                     **os.environ,
                     "DAGSTER_HOME": str(home),

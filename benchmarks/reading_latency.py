@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from figures import emit
 
+from platform_core.settings import init_dagster_home
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -40,9 +42,7 @@ def measure(barrels: int, interval: float, duration: float, drain: float) -> dic
     from wine_assets.readings.store import open_store
 
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+        home = init_dagster_home(Path(tmp) / "home")
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home),

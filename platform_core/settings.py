@@ -57,6 +57,13 @@ def default_punk_api_url() -> str:
     return (data_dir() / "punkapi" / "beers.json").as_uri()
 
 
+def init_dagster_home(home: Path) -> Path:
+    """A fresh local instance folder holding the project's ``dagster.yaml`` (as ``make`` does)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    return home
+
+
 def is_production() -> bool:
     """``PLATFORM_ENV=production`` switches resources to PostgreSQL/S3/DynamoDB backends."""
     return os.environ.get("PLATFORM_ENV", "local").lower() in {"prod", "production"}

@@ -12,7 +12,7 @@ import json
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import RepeatedKFold, train_test_split
 from xgboost import XGBRegressor
+
+from platform_core.specs import JsonSpec
 
 TARGET = "ibu"
 
@@ -63,7 +65,7 @@ TARGET_TRANSFORMS = (IDENTITY, SQRT, LOG1P)
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(JsonSpec):
     """Everything needed to refit or reload a model.
 
     ``fill_value`` is the constant that replaces missing inputs (None: XGBoost's native missing
@@ -79,17 +81,6 @@ class ModelSpec:
     target_transform: str = IDENTITY
     target_cap: float | None = None
     n_bags: int = 1
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain-JSON form (tuples become lists)."""
-        data = asdict(self)
-        data["features"] = list(self.features)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
-        """Inverse of ``to_json``."""
-        return cls(**{**data, "features": tuple(data["features"])})
 
 
 #: System C exactly.  xgboost 1.1.1's defaults are pinned (base_score 0.5, exact tree method)

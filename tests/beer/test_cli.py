@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from platform_core.settings import init_dagster_home
 from tests.conftest import REPO_ROOT
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -15,9 +16,7 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 @pytest.fixture
 def cli_env(tmp_path: Path, data_dir: Path) -> dict[str, str]:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    home = init_dagster_home(tmp_path / "dagster_home")
     return {
         **os.environ,
         "DAGSTER_HOME": str(home),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from platform_core.model_store import ModelStoreResource
+from platform_core.settings import init_dagster_home
 from platform_core.storage import PlatformStorage
 from platform_core.tables import ParquetTableIOManager
 from tests.conftest import REPO_ROOT
@@ -165,9 +166,7 @@ def test_sensor_waits_for_a_champion(tmp_path, barrels):
 @pytest.mark.slow
 def test_whole_wine_graph_through_the_cli(tmp_path, data_dir):
     """The CLI retrains, wine-sim seeds the store, the CLI runs one snapshot; all checks pass."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster.yaml").read_text())
+    home = init_dagster_home(tmp_path / "home")
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),

@@ -23,7 +23,7 @@ import json
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from xgboost import XGBRegressor
 
+from platform_core.specs import JsonSpec
 from wine_assets.features import FEATURES, TARGET, WINE_TYPES
 
 #: Wine-type encoding fed to models that train on both types at once.
@@ -69,7 +70,7 @@ ALL = "all"
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(JsonSpec):
     """Everything needed to refit or reload a model.
 
     ``features`` are the input columns in order; ``is_red`` (1.0 red, 0.0 white) is derived from
@@ -97,17 +98,6 @@ class ModelSpec:
     @property
     def is_classifier(self) -> bool:
         return self.kind == RF_CLASSIFIER
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain-JSON form (tuples become lists)."""
-        data = asdict(self)
-        data["features"] = list(self.features)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
-        """Inverse of ``to_json``."""
-        return cls(**{**data, "features": tuple(data["features"])})
 
 
 #: Our model.  Chosen with CV seed 1 (the benchmark reports seed 0), 2-4 repeats, plain and
