@@ -21,7 +21,7 @@ from pathlib import Path
 
 from figures import emit
 
-from platform_core.settings import init_dagster_home
+from platform_core.settings import data_dir, init_dagster_home
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,8 +66,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
 def measure(repeats: int) -> dict:
     from beer_assets.punkapi.server import serve
 
-    data_dir = Path(os.environ.get("PLATFORM_DATA_DIR", REPO / "data"))
-    dump = data_dir / "punkapi" / "beers.json"
+    dump = data_dir() / "punkapi" / "beers.json"
     if not dump.is_file():
         sys.exit(f"missing {dump}: set PLATFORM_DATA_DIR")
     dagster = str(Path(sys.executable).with_name("dagster"))

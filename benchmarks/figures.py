@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+
+def timed(func: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """``func(*args, **kwargs)`` and its wall time in seconds."""
+    start = time.perf_counter()
+    result = func(*args, **kwargs)
+    return result, time.perf_counter() - start
 
 
 def emit(figures: dict, path: Path | None) -> None:

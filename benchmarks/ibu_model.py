@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from figures import emit
+from figures import emit, timed
 
 from beer_assets.ibu import model as ibu
 from beer_assets.ingest.clean import clean_beers
-
-REPO = Path(__file__).resolve().parents[1]
+from platform_core import settings
 
 GOAL_SEED_SPLIT_MAE = 15.0
 GOAL_CV_MAE = 18.0
@@ -36,9 +33,8 @@ SEED_MAE_TOLERANCE = 0.01
 
 
 def dump_path() -> Path:
-    """The dump under $PLATFORM_DATA_DIR (default REPO/data); exit with a hint if missing."""
-    data_dir = Path(os.environ.get("PLATFORM_DATA_DIR", str(REPO / "data")))
-    path = data_dir / "punkapi" / "beers.json"
+    """The dump under PLATFORM_DATA_DIR (settings' default); exit with a hint if missing."""
+    path = settings.data_dir() / "punkapi" / "beers.json"
     if not path.is_file():
         sys.exit(
             f"error: Punk API dump not found at {path}. Set PLATFORM_DATA_DIR to the folder "
@@ -47,17 +43,11 @@ def dump_path() -> Path:
     return path
 
 
-def _timed(func: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = func(*args, **kwargs)
-    return result, time.perf_counter() - start
-
-
 def score(spec: ibu.ModelSpec, clean: Any, seed: int, repeats: int) -> dict[str, Any]:
     """Seed-split and CV metrics plus wall times for one spec."""
-    split, split_s = _timed(ibu.evaluate_seed_split, spec, clean)
-    cv, cv_s = _timed(ibu.evaluate_cv, spec, clean, n_splits=5, n_repeats=repeats, seed=seed)
-    model, fit_s = _timed(ibu.fit, spec, clean)
+    split, split_s = timed(ibu.evaluate_seed_split, spec, clean)
+    cv, cv_s = timed(ibu.evaluate_cv, spec, clean, n_splits=5, n_repeats=repeats, seed=seed)
+    model, fit_s = timed(ibu.fit, spec, clean)
     top = sorted(ibu.feature_importance(model).items(), key=lambda kv: -kv[1])[:8]
     return {
         "seed_split": {
@@ -72,8 +62,8 @@ def score(spec: ibu.ModelSpec, clean: Any, seed: int, repeats: int) -> dict[str,
 def run(seed: int, repeats: int) -> dict[str, Any]:
     """Everything the JSON report holds."""
     path = dump_path()
-    records, load_s = _timed(lambda: json.loads(path.read_text(encoding="utf-8")))
-    clean, clean_s = _timed(clean_beers, records)
+    records, load_s = timed(lambda: json.loads(path.read_text(encoding="utf-8")))
+    clean, clean_s = timed(clean_beers, records)
     cand = score(ibu.CANDIDATE_SPEC, clean, seed, repeats)
     base = score(ibu.SEED_SPEC, clean, seed, repeats)
     goals = {

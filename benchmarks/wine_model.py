@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from figures import emit
+from figures import emit, timed
 
 from platform_core import settings
 from wine_assets.features import WINE_TYPES, read_uci
@@ -56,12 +55,6 @@ def data_dir() -> Path:
     return base
 
 
-def _timed(func: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = func(*args, **kwargs)
-    return result, time.perf_counter() - start
-
-
 def _pick(scores: dict[str, float], prefix: str, metrics: tuple[str, ...]) -> dict[str, float]:
     """``metrics`` and their ``_std`` from one scope of an evaluate_cv result, renamed."""
     out = {}
@@ -84,7 +77,7 @@ def _goals(figures: dict[str, float], wine: str) -> dict[str, bool]:
 def run(seed: int, repeats: int) -> dict[str, Any]:
     """Everything the JSON report holds."""
     base = data_dir()
-    df, load_s = _timed(read_uci, base)
+    df, load_s = timed(read_uci, base)
     cv = {"n_splits": 5, "n_repeats": repeats, "seed": seed}
     results: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {"load": load_s}
@@ -96,7 +89,7 @@ def run(seed: int, repeats: int) -> dict[str, Any]:
         for dedup in (False, True):
             key = f"{label}{'_dedup' if dedup else ''}"
             print(f"[wine_model] {key}: {repeats}x5 CV ...", file=sys.stderr, flush=True)
-            results[key], timings[f"{key}_cv"] = _timed(
+            results[key], timings[f"{key}_cv"] = timed(
                 wq.evaluate_cv,
                 spec,
                 df,
@@ -105,11 +98,11 @@ def run(seed: int, repeats: int) -> dict[str, Any]:
                 **cv,
                 **extra,
             )
-        fitted, timings[f"{label}_fit_all_rows"] = _timed(wq.fit, spec, df)
-        files, timings[f"{label}_to_files"] = _timed(wq.to_files, fitted)
+        fitted, timings[f"{label}_fit_all_rows"] = timed(wq.fit, spec, df)
+        files, timings[f"{label}_to_files"] = timed(wq.to_files, fitted)
         results[label]["model_bytes"] = sum(len(b) for b in files.values())
         if label == "candidate":
-            _, timings["candidate_predict_all_rows"] = _timed(wq.predict, fitted, df)
+            _, timings["candidate_predict_all_rows"] = timed(wq.predict, fitted, df)
 
     cand, cand_d = results["candidate"], results["candidate_dedup"]
     report: dict[str, Any] = {}

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from platform_core import settings
 from platform_core.storage import PlatformStorage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def wait_http(url: str, timeout_s: float = 30.0) -> None:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """PLATFORM_DATA_DIR, checked: tests fail (never skip) when the datasets are missing."""
-    path = Path(os.environ.get("PLATFORM_DATA_DIR", REPO_ROOT / "data"))
+    path = settings.data_dir()
     if not (path / "punkapi" / "beers.json").is_file():
         pytest.fail(
             f"datasets not found under {path}: set PLATFORM_DATA_DIR (make data fills ./data)",

@@ -8,7 +8,6 @@ a misconfigured CI run cannot pass by testing nothing.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,13 @@ import pytest
 from beer_assets.punkapi.client import PunkApiClient
 from beer_assets.punkapi.server import FaultPlan, PunkApiServer, serve
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PUNKAPI_BEER_COUNT = 325
 
 
-def _data_dir() -> Path:
-    return Path(os.environ.get("PLATFORM_DATA_DIR", str(REPO_ROOT / "data")))
-
-
 @pytest.fixture(scope="session")
-def punkapi_dump_path() -> Path:
+def punkapi_dump_path(data_dir: Path) -> Path:
     """Path of the 325-beer Punk API dump; fails (never skips) when it is missing."""
-    path = _data_dir() / "punkapi" / "beers.json"
+    path = data_dir / "punkapi" / "beers.json"
     if not path.is_file():
         pytest.fail(
             f"Punk API dump not found at {path}. Set PLATFORM_DATA_DIR to the folder holding "
