@@ -20,6 +20,7 @@ import requests
 
 from platform_core import settings
 from platform_core.storage import PlatformStorage
+from tests.pg_server import PostgresServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,6 +81,24 @@ def moto_endpoint() -> Iterator[str]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (installed binaries, loopback, free port)."""
+    server = PostgresServer()
+    server.init()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's server: ``postgresql://user:pw@127.0.0.1:port/db``."""
+    return postgres_server.create_database()
 
 
 def s3_storage(endpoint: str, bucket: str | None = None) -> PlatformStorage:
