@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,9 +107,15 @@ def test_packed_forest_matches_scikit_learn(subset: pd.DataFrame) -> None:
         x = wq.design_matrix(spec, subset)
         estimator = wq.make_estimator(spec).fit(x, wq.target(spec, subset))
         packed = wq.PackedForest.from_sklearn(estimator)
-        outputs = packed.tree_outputs(x).mean(axis=0)
-        expected = estimator.predict_proba(x) if spec.is_classifier else estimator.predict(x)
-        np.testing.assert_allclose(outputs.reshape(expected.shape), expected, rtol=0, atol=1e-12)
+        big = np.tile(x, (3000 // len(x) + 1, 1))  # also the multi-threaded walk
+        for rows in (x, big, x[:1]):
+            outputs = packed.tree_outputs(rows).mean(axis=0)
+            expected = (
+                estimator.predict_proba(rows) if spec.is_classifier else estimator.predict(rows)
+            )
+            np.testing.assert_allclose(
+                outputs.reshape(expected.shape), expected, rtol=0, atol=1e-12
+            )
 
 
 @pytest.mark.parametrize("spec", [SMALL_CANDIDATE, wq.SYSTEM_A_SPEC, SMALL_SYSTEM_B])
@@ -173,9 +180,9 @@ def test_predict_clips_and_accepts_both_types(subset: pd.DataFrame) -> None:
 
     fitted = wq.fit(SMALL_CANDIDATE, subset)
     forest = fitted.parts["all"]
-    forest.value += 50.0
+    fitted.parts["all"] = replace(forest, value=forest.value + 50.0)
     assert (wq.predict(fitted, mixed) == 10.0).all()
-    forest.value -= 100.0
+    fitted.parts["all"] = replace(forest, value=forest.value - 50.0)
     assert (wq.predict(fitted, mixed) == 0.0).all()
 
     with pytest.raises(ValueError, match="wine_type"):
