@@ -14,21 +14,17 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import xgboost
-from sklearn.metrics import (
-    mean_absolute_error,
-    mean_squared_error,
-    median_absolute_error,
-    r2_score,
-)
-from sklearn.model_selection import RepeatedKFold, train_test_split
-from xgboost import XGBRegressor
 
 from platform_core.specs import JsonSpec
+
+# XGBoost and scikit-learn (~2 s to import) load in the functions that fit, load or score,
+# not with the code location that every run process imports.
+if TYPE_CHECKING:
+    from xgboost import XGBRegressor
 
 TARGET = "ibu"
 
@@ -188,6 +184,8 @@ def fit(spec: ModelSpec, df: pd.DataFrame) -> FittedModel:
     rows = training_rows(df)
     x = _design_matrix(spec, rows)
     y = _encode_target(spec, rows[TARGET].to_numpy(dtype="float64"))
+    from xgboost import XGBRegressor
+
     model = FittedModel(spec)
     base_seed = int(spec.hyperparameters.get("random_state", 0))
     for bag in range(spec.n_bags):
@@ -214,6 +212,8 @@ def save(model: FittedModel, directory: str | Path) -> list[Path]:
         booster.save_model(path)
         written.append(path)
         names.append(path.name)
+    import xgboost
+
     spec_path = directory / SPEC_FILE
     payload = {
         "format": "xgboost-json",
@@ -242,6 +242,8 @@ def from_files(files: dict[str, bytes]) -> FittedModel:
 
 def load(directory: str | Path) -> FittedModel:
     """Inverse of ``save``: reads only JSON files."""
+    from xgboost import XGBRegressor
+
     directory = Path(directory)
     payload = json.loads((directory / SPEC_FILE).read_text())
     model = FittedModel(ModelSpec.from_json(payload["spec"]))
@@ -254,6 +256,13 @@ def load(directory: str | Path) -> FittedModel:
 
 def _metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """MAE, median absolute error (robust to the two 1000+ IBU rows), RMSE and R2."""
+    from sklearn.metrics import (
+        mean_absolute_error,
+        mean_squared_error,
+        median_absolute_error,
+        r2_score,
+    )
+
     return {
         "mae": float(mean_absolute_error(y_true, y_pred)),
         "median_ae": float(median_absolute_error(y_true, y_pred)),
@@ -264,6 +273,8 @@ def _metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 def evaluate_seed_split(spec: ModelSpec, df: pd.DataFrame) -> dict[str, Any]:
     """Fit/score on system C's split: IBU-known rows in id order, test_size 0.33, seed 42."""
+    from sklearn.model_selection import train_test_split
+
     rows = training_rows(df)
     train, test = train_test_split(
         rows, test_size=SEED_SPLIT_TEST_SIZE, random_state=SEED_SPLIT_RANDOM_STATE
@@ -286,6 +297,8 @@ def cv_folds(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """RepeatedKFold indices; depend only on the row count and seed, so any two specs that are
     evaluated with the same seed see exactly the same folds."""
+    from sklearn.model_selection import RepeatedKFold
+
     splitter = RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
     return list(splitter.split(np.arange(n_rows)))
 

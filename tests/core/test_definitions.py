@@ -1,5 +1,8 @@
 """What the README promises about both code locations' defaults in `dagster dev`."""
 
+import subprocess
+import sys
+
 import dagster as dg
 
 from beer_assets.definitions import defs as beer
@@ -32,3 +35,15 @@ def test_every_model_has_a_blocking_promotion_check_and_an_approval_job():
         ]
         assert [(s.name, s.blocking) for s in specs] == [("candidate_promotion", True)]
         assert defs.resolve_job_def(job) is not None
+
+
+def test_loading_a_code_location_leaves_heavy_libraries_for_the_steps_that_use_them():
+    """Every run process imports its code location: a sensor-triggered snapshot run must not
+    pay for scikit-learn, XGBoost, matplotlib, Eurybia or the web service on start-up."""
+    heavy = ["sklearn", "xgboost", "matplotlib", "scipy", "eurybia", "fastapi", "uvicorn"]
+    for module in ("wine_assets.definitions", "beer_assets.definitions"):
+        probe = f"import sys, {module}; print([m for m in {heavy!r} if m in sys.modules])"
+        out = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.strip() == "[]", f"{module} imports {out.strip()} at load time"

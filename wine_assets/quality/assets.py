@@ -5,7 +5,7 @@ import pandas as pd
 from pydantic import Field
 
 from platform_core.model_store import ModelStoreResource
-from platform_core.plots import figure_markdown
+from platform_core.plots import figure_markdown, pyplot
 from platform_core.promotion import BASELINE_SCORE, CHAMPION_SCORE, SCORE, build_promotion_check
 from wine_assets.quality import model as wine_model
 from wine_assets.quality.snapshot import GROUP, MODEL_NAME
@@ -35,10 +35,8 @@ def _flat(prefix: str, result: dict) -> dict[str, float]:
 
 
 def confusion_plot(y_true: pd.Series, y_pred) -> dg.MetadataValue:
-    import matplotlib.pyplot as plt
-
     table = wine_model.confusion(y_true, y_pred)
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig, ax = pyplot().subplots(figsize=(4.5, 4))
     ax.imshow(table.to_numpy(), cmap="Blues")
     ax.set_xticks(range(len(table.columns)), table.columns)
     ax.set_yticks(range(len(table.index)), table.index)

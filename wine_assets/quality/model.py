@@ -27,19 +27,21 @@ import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import sklearn
-import xgboost
-from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
-from sklearn.metrics import roc_auc_score
-from sklearn.tree._tree import NODE_DTYPE, TREE_LEAF, TREE_UNDEFINED, Tree
-from xgboost import XGBRegressor
 
 from platform_core.specs import JsonSpec
 from wine_assets.features import FEATURES, TARGET, WINE_TYPES
+
+# scikit-learn and XGBoost (~2 s to import) load where they are used, not with this module:
+# every sensor-triggered run imports the code location, and scoring a few hundred barrels
+# with the numpy walk needs neither.
+if TYPE_CHECKING:
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
+    from sklearn.tree._tree import Tree
+    from xgboost import XGBRegressor
 
 #: Wine-type encoding fed to models that train on both types at once.
 WINE_TYPE_FEATURE = "is_red"
@@ -161,8 +163,9 @@ SYSTEM_B_SPEC = ModelSpec(
 
 #: From this many rows on, trees are walked on every core (the compiled walk releases the GIL).
 _PARALLEL_ROWS = 2048
-#: Up to this many rows, the numpy walk over all trees at once is faster than scikit-learn's.
-_FEW_ROWS = 16
+#: Up to this many rows the numpy walk over all trees at once is used: fastest below ~20 rows,
+#: and a few hundred barrels (~0.1 s) cost less than importing scikit-learn in a fresh run.
+_FEW_ROWS = 512
 
 _ARRAY_DTYPES = {"<i4": np.dtype("<i4"), "<i8": np.dtype("<i8"), "<f8": np.dtype("<f8")}
 
@@ -251,6 +254,8 @@ class PackedForest:
         Built from numbers only (``Tree.__setstate__`` with a node table), never unpickled.
         """
         if self._sk_trees is None:
+            from sklearn.tree._tree import NODE_DTYPE, TREE_LEAF, TREE_UNDEFINED, Tree
+
             bounds = [*self.roots.tolist(), len(self.left)]
             n_outputs = self.value.shape[1]
             classes = np.asarray([len(self.classes) if self.classes else 1], dtype=np.intp)
@@ -404,6 +409,9 @@ def design_matrix(spec: ModelSpec, df: pd.DataFrame) -> np.ndarray:
 
 
 def make_estimator(spec: ModelSpec) -> ExtraTreesRegressor | RandomForestClassifier | XGBRegressor:
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
+    from xgboost import XGBRegressor
+
     """The unfitted library estimator for ``spec``."""
     if spec.kind == EXTRA_TREES:
         return ExtraTreesRegressor(**spec.hyperparameters)
@@ -500,6 +508,9 @@ def predict_good_proba(fitted: FittedModel, df: pd.DataFrame) -> np.ndarray:
 
 def to_files(fitted: FittedModel) -> dict[str, bytes]:
     """``spec.json`` plus one JSON file per part (packed forest or XGBoost's own JSON)."""
+    import sklearn
+    import xgboost
+
     files: dict[str, bytes] = {}
     parts: dict[str, str] = {}
     for part, model in fitted.parts.items():
@@ -538,6 +549,8 @@ def from_files(files: dict[str, bytes]) -> FittedModel:
         if spec.kind in FOREST_KINDS:
             fitted.parts[part] = PackedForest.from_json_bytes(files[name])
         else:
+            from xgboost import XGBRegressor
+
             booster = XGBRegressor()
             booster.load_model(bytearray(files[name]))
             fitted.parts[part] = booster
@@ -592,6 +605,8 @@ def classification_metrics(good: np.ndarray, proba: np.ndarray) -> dict[str, flo
     """Accuracy at P >= 0.5 and ROC AUC for the good/not-good task."""
     good = np.asarray(good).astype(np.int64)
     proba = np.asarray(proba, dtype=np.float64)
+    from sklearn.metrics import roc_auc_score
+
     auc = float(roc_auc_score(good, proba)) if 0 < good.sum() < len(good) else float("nan")
     # RandomForestClassifier.predict breaks a 0.5 tie towards the first class (not good).
     return {"accuracy": float(np.mean((proba > 0.5) == good)), "auc": auc}
@@ -602,6 +617,8 @@ def _regression_metrics(y: np.ndarray, y_hat: np.ndarray) -> dict[str, float]:
     good = y >= GOOD_THRESHOLD
     out = cortez_metrics(y, y_hat)
     out["good_accuracy"] = float(np.mean((y_hat >= GOOD_THRESHOLD - 0.5) == good))
+    from sklearn.metrics import roc_auc_score
+
     auc = roc_auc_score(good, y_hat) if 0 < good.sum() < len(good) else np.nan
     out["good_auc"] = float(auc)
     return out
