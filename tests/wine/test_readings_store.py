@@ -113,6 +113,17 @@ def test_same_barrel_twice_in_a_batch_keeps_the_last(store: ReadingsStore) -> No
     assert store.count() == 1
 
 
+def test_history_keeps_every_reading_including_superseded_ones(store: ReadingsStore) -> None:
+    first = store.put([reading("barrel-1", ph=3.0), reading("barrel-2")])
+    second = store.put([reading("barrel-1", ph=3.1), reading("barrel-1", ph=3.2)])
+    history = store.history(0, store.max_seq())
+    assert [r.seq for r in history] == [*first, *second]
+    assert [r.ph for r in history if r.barrel_id == "barrel-1"] == [3.0, 3.1, 3.2]
+    assert history[-1] == store.get("barrel-1")  # the newest version is also the current one
+    assert [r.seq for r in store.history(first[1], second[0])] == [second[0]]  # (after, upto]
+    assert store.history(second[1], second[1]) == []
+
+
 def test_predictions_do_not_change_seq(store: ReadingsStore) -> None:
     seqs = store.put([reading("barrel-1"), reading("barrel-2")])
     cursor = store.max_seq()

@@ -9,6 +9,9 @@ Layout (both tables PAY_PER_REQUEST):
   the sensor's cursor question into ``Query shard = "all" AND seq > :cursor`` (ordered, paged)
   instead of a Scan. A single partition value takes ~1000 writes/s; 200 barrels every 10 s
   is 20/s. Past that, write ``shard`` = hash(barrel_id) % K and merge K queries.
+- ``<table>-history``: every reading ever written (append-only), HASH ``shard`` (``"all"``),
+  RANGE ``seq``, so ``history(after, upto)`` is one paged Query. Written before the current
+  item, so a reading that loses the race to a newer one is still recorded.
 - ``<table>-sequence``: one counter item. ``put`` reserves a block of seqs with a single
   atomic ``UpdateItem ADD last_value :n`` and writes each reading with its seq. The counter is
   in its own table, not a reserved key in ``<table>``, so Scans (``all``, ``count``) see only
@@ -92,6 +95,7 @@ class DynamoDbReadingsStore(ReadingsStore):
         self.table = table
         self.max_workers = max_workers
         self.sequence_table = f"{table}-sequence"
+        self.history_table = f"{table}-history"
         self._client = client or boto3.client(
             "dynamodb", region_name=region, endpoint_url=endpoint_url
         )
@@ -118,8 +122,12 @@ class DynamoDbReadingsStore(ReadingsStore):
             ],
         )
         self._create_table(self.sequence_table, attributes=[("sequence_name", "S")], key=None)
-        self._wait_active(self.table)
-        self._wait_active(self.sequence_table)
+        self._create_table(
+            self.history_table, attributes=[("shard", "S"), ("seq", "N")], key="shard",
+            range_key="seq",
+        )  # fmt: skip
+        for name in (self.table, self.sequence_table, self.history_table):
+            self._wait_active(name)
         indexes = self._client.describe_table(TableName=self.table)["Table"].get(
             "GlobalSecondaryIndexes", []
         )
@@ -137,14 +145,18 @@ class DynamoDbReadingsStore(ReadingsStore):
         attributes: list[tuple[str, str]],
         key: str | None,
         gsi: list[dict[str, Any]] | None = None,
+        range_key: str | None = None,
     ) -> None:
         hash_key = key or attributes[0][0]
+        key_schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+        if range_key:
+            key_schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
         params: dict[str, Any] = {
             "TableName": name,
             "AttributeDefinitions": [
                 {"AttributeName": a, "AttributeType": t} for a, t in attributes
             ],
-            "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}],
+            "KeySchema": key_schema,
             "BillingMode": "PAY_PER_REQUEST",
         }
         if gsi:
@@ -224,6 +236,7 @@ class DynamoDbReadingsStore(ReadingsStore):
             return []
         seqs = self._allocate(len(parsed))
         now = utc_now()
+        self._append_history(parsed, seqs, now)
         # A barrel listed twice keeps its last reading (the higher seq): the earlier one would
         # be replaced at once anyway, and distinct barrels can then be written in parallel.
         latest = {r.barrel_id: (r, s) for r, s in zip(parsed, seqs, strict=True)}
@@ -236,6 +249,36 @@ class DynamoDbReadingsStore(ReadingsStore):
             with ThreadPoolExecutor(min(self.max_workers, len(writes))) as pool:
                 list(pool.map(lambda w: self._write_reading(w[0], w[1], now), writes))
         return seqs
+
+    def _append_history(self, readings: list[Reading], seqs: list[int], now: str) -> None:
+        """BatchWriteItem (25 items a request) into the history table, retrying leftovers."""
+        items = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "shard": _str(SHARD),
+                        "seq": _num(seq),
+                        "barrel_id": _str(r.barrel_id),
+                        "wine_type": _str(r.wine_type),
+                        **{f: _num(getattr(r, f)) for f in NUMERIC_FIELDS},
+                        "updated_at": _str(now),
+                    }
+                }
+            }
+            for r, seq in zip(readings, seqs, strict=True)
+        ]
+        for start in range(0, len(items), 25):
+            request = {self.history_table: items[start : start + 25]}
+            for attempt in range(10):
+                unprocessed = self._client.batch_write_item(RequestItems=request).get(
+                    "UnprocessedItems"
+                )
+                if not unprocessed:
+                    break
+                request = unprocessed
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise RuntimeError(f"{self.history_table}: writes still unprocessed")
 
     def write_predictions(self, preds: Sequence[Prediction]) -> int:
         preds = validate_predictions(preds)
@@ -335,6 +378,30 @@ class DynamoDbReadingsStore(ReadingsStore):
                 break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return out
+
+    def history(self, after: int, upto: int) -> list[Reading]:
+        _check_cursor(after, None)
+        _check_cursor(upto, None)
+        if upto <= after:
+            return []
+        kwargs: dict[str, Any] = {
+            "TableName": self.history_table,
+            "KeyConditionExpression": "#s = :shard AND #q BETWEEN :lo AND :hi",
+            "ExpressionAttributeNames": {"#s": "shard", "#q": "seq"},
+            "ExpressionAttributeValues": {
+                ":shard": _str(SHARD),
+                ":lo": _num(after + 1),
+                ":hi": _num(upto),
+            },
+            "ConsistentRead": True,
+        }
+        out: list[Reading] = []
+        while True:
+            response = self._client.query(**kwargs)
+            out.extend(_reading(i) for i in response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return out
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def max_seq(self) -> int:
         response = self._client.query(

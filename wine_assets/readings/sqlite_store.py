@@ -57,6 +57,14 @@ _DDL = [
     ")",
     # UNIQUE: the database itself refuses a reused seq; the index serves changed_since/max_seq.
     "CREATE UNIQUE INDEX IF NOT EXISTS readings_seq ON readings (seq)",
+    # Append-only: every reading ever written, superseded ones included (seq is the key).
+    "CREATE TABLE IF NOT EXISTS reading_history (\n"
+    "  seq INTEGER PRIMARY KEY,\n"
+    "  barrel_id TEXT NOT NULL,\n"
+    "  wine_type TEXT NOT NULL,\n"
+    + "".join(f"  {name} REAL NOT NULL,\n" for name in NUMERIC_FIELDS)
+    + "  updated_at TEXT NOT NULL\n"
+    ")",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0)",
     f"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION})",
@@ -70,6 +78,11 @@ _UPSERT = (
     # Never go backwards (cannot happen with in-transaction allocation; kept as a guard).
     + " WHERE excluded.seq > readings.seq"
 )
+_INSERT_HISTORY = (
+    f"INSERT INTO reading_history ({', '.join(_READING_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _READING_COLUMNS)})"
+)
+_SELECT_HISTORY = f"SELECT {', '.join(_READING_COLUMNS)} FROM reading_history"
 _SELECT_READING = f"SELECT {', '.join(_READING_COLUMNS)} FROM readings"
 _SELECT_PREDICTION = f"SELECT {', '.join(_PREDICTION_COLUMNS)} FROM readings"
 
@@ -124,13 +137,12 @@ class SqliteReadingsStore(ReadingsStore):
             (last,) = conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
             seqs = list(range(last + 1, last + 1 + len(parsed)))
             conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (seqs[-1],))
-            conn.executemany(
-                _UPSERT,
-                [
-                    (r.barrel_id, r.wine_type, *(getattr(r, n) for n in NUMERIC_FIELDS), s, now)
-                    for r, s in zip(parsed, seqs, strict=True)
-                ],
-            )
+            rows = [
+                (r.barrel_id, r.wine_type, *(getattr(r, n) for n in NUMERIC_FIELDS), s, now)
+                for r, s in zip(parsed, seqs, strict=True)
+            ]
+            conn.executemany(_INSERT_HISTORY, rows)
+            conn.executemany(_UPSERT, rows)
         return seqs
 
     def get(self, barrel_id: str) -> Reading | None:
@@ -145,6 +157,14 @@ class SqliteReadingsStore(ReadingsStore):
         rows = self._query(
             f"{_SELECT_READING} WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, -1 if limit is None else limit),
+        )
+        return [_reading(row) for row in rows]
+
+    def history(self, after: int, upto: int) -> list[Reading]:
+        _check_cursor(after, None)
+        _check_cursor(upto, None)
+        rows = self._query(
+            f"{_SELECT_HISTORY} WHERE seq > ? AND seq <= ? ORDER BY seq", (after, upto)
         )
         return [_reading(row) for row in rows]
 

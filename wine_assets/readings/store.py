@@ -102,7 +102,8 @@ def validate_predictions(preds: Sequence[Prediction]) -> list[Prediction]:
 
 
 class ReadingsStore(ABC):
-    """Current reading per barrel plus a store-wide write sequence (``seq``).
+    """Current reading per barrel, an append-only history of every reading, and a
+    store-wide write sequence (``seq``).
 
     Guarantees on both backends: ``put`` validates the whole batch before writing; every
     written reading gets a new ``seq`` greater than any seq handed out before (across barrels,
@@ -129,6 +130,12 @@ class ReadingsStore(ABC):
     @abstractmethod
     def changed_since(self, seq: int, limit: int | None = None) -> list[Reading]:
         """Current readings with ``seq`` above the cursor, ordered by seq (index, no scan)."""
+
+    @abstractmethod
+    def history(self, after: int, upto: int) -> list[Reading]:
+        """Every reading written with ``after < seq <= upto``, superseded ones included,
+        ordered by seq: the append-only log that lets a late consumer score every change,
+        not only the ones still current when it looks."""
 
     @abstractmethod
     def max_seq(self) -> int:
