@@ -16,7 +16,7 @@ from platform_core.tables import ParquetTableIOManager
 from tests.conftest import REPO_ROOT
 from wine_assets.definitions import defs, snapshot_job
 from wine_assets.quality.sensor import build_readings_sensor
-from wine_assets.quality.snapshot import snapshot_partitions
+from wine_assets.quality.snapshot import snapshot_key, snapshot_partitions
 from wine_assets.readings.resource import ReadingsStoreResource
 from wine_assets.readings.simulator import seed_store, tick
 from wine_assets.readings.store import open_store
@@ -102,22 +102,28 @@ def test_sensor_scores_every_change_exactly_once_across_a_restart(trained, barre
         scored += _scored(result)
         # nothing new: the stored cursor (what the daemon keeps across restarts) skips
         assert isinstance(evaluate_sensor(instance, first.cursor, storage, barrels), dg.SkipReason)
-        # readings change between ticks, twice for some barrels, while the "daemon is down"
+        # readings change between ticks, twice for some barrels, while the "daemon is down":
+        # the first of those two readings is no longer current when the next run looks
         with open_store(barrels) as store:
             rng = np.random.default_rng(3)
             tick(store, rng)
             tick(store, rng, barrels_per_tick=5)
             latest = {r.barrel_id: r.seq for r in store.all()}
+            written = {(r.barrel_id, r.seq) for r in store.history(0, store.max_seq())}
         restarted = evaluate_sensor(instance, first.cursor, storage, barrels)  # new process
         (request,) = restarted.run_requests
         assert restarted.cursor == str(max(latest.values()))
-        scored += _scored(run_snapshot(instance, request.partition_key, storage, barrels))
-        # replaying the same partition (a retried run) scores nothing twice
-        assert _scored(run_snapshot(instance, request.partition_key, storage, barrels)) == []
+        second = _scored(run_snapshot(instance, request.partition_key, storage, barrels))
+        scored += second
+        # replaying the same partition (a retried run) rescores its own window, nothing else
+        replay = _scored(run_snapshot(instance, request.partition_key, storage, barrels))
+        assert sorted(replay) == sorted(second)
     assert len(scored) == len(set(scored))  # no (barrel, reading) scored twice
+    assert set(scored) == written  # every reading scored, superseded ones included
+    assert len(written) == 16 + 16 + 5
     with open_store(barrels) as store:
         preds = {p.barrel_id: p for p in store.predictions()}
-    assert {b: p.reading_seq for b, p in preds.items()} == latest  # nothing skipped
+    assert {b: p.reading_seq for b, p in preds.items()} == latest  # the newest is in the store
     assert {p.model_version for p in preds.values()} == {1}
     assert all(0 <= p.predicted_quality <= 10 for p in preds.values())
 
@@ -137,7 +143,8 @@ def test_corrupted_snapshot_fails_the_range_check_and_blocks_scoring(trained, ba
         tick(store, np.random.default_rng(4), mode="corrupted", barrels_per_tick=3)
         before = {p.barrel_id: p.reading_seq for p in store.predictions()}
     with dg.instance_for_test() as instance:
-        result = run_snapshot(instance, "seq-corrupted", storage, barrels, raise_on_error=False)
+        key = snapshot_key(store_max_seq(barrels))
+        result = run_snapshot(instance, key, storage, barrels, raise_on_error=False)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["within_training_ranges"].passed
     assert checks["within_training_ranges"].severity == dg.AssetCheckSeverity.ERROR
@@ -150,10 +157,16 @@ def test_corrupted_snapshot_fails_the_range_check_and_blocks_scoring(trained, ba
 def test_normal_snapshot_passes_every_check(trained, barrels):
     storage, _ = trained
     with dg.instance_for_test() as instance:
-        result = run_snapshot(instance, "seq-normal", storage, barrels)
+        key = snapshot_key(store_max_seq(barrels))
+        result = run_snapshot(instance, key, storage, barrels)
     assert all(e.passed for e in result.get_asset_check_evaluations())
-    snap = storage.read_parquet("tables/wine_sensor_snapshot/seq-normal.parquet")
+    snap = storage.read_parquet(f"tables/wine_sensor_snapshot/{key}.parquet")
     assert len(snap) == 16 and set(snap["wine_type"]) == {"red", "white"}
+
+
+def store_max_seq(url: str) -> int:
+    with open_store(url) as store:
+        return store.max_seq()
 
 
 def test_sensor_waits_for_a_champion(tmp_path, barrels):

@@ -1,7 +1,11 @@
 """Barrel snapshots and their quality predictions, one dynamic partition per snapshot.
 
 The sensor names each snapshot after the highest update position it saw (``seq-000000001234``),
-so a partition key is also the run key: a change is never scored twice, nor skipped.
+so a partition key is also the run key. Partition ``seq-N`` covers the window of changes
+``(M, N]`` where ``seq-M`` is the partition before it: every reading written in the window is
+scored, read from the store's append-only history, including readings that a newer one had
+already replaced by the time the run looked. Windows never overlap and leave no gap, so a
+change is never scored twice, nor skipped, however late a run starts.
 """
 
 from datetime import UTC, datetime
@@ -26,6 +30,22 @@ SNAPSHOT = dg.AssetKey("wine_sensor_snapshot")
 
 def snapshot_key(seq: int) -> str:
     return f"seq-{seq:012d}"
+
+
+def key_seq(key: str) -> int:
+    """Inverse of ``snapshot_key``; a clear error for a hand-made key."""
+    prefix, _, digits = key.partition("-")
+    if prefix != "seq" or not digits.isdigit():
+        raise dg.Failure(f"snapshot partition {key!r} is not of the form seq-<update position>")
+    return int(digits)
+
+
+def snapshot_window(context: dg.AssetExecutionContext) -> tuple[int, int]:
+    """``(after, upto)``: from the previous snapshot partition's position to this one's."""
+    upto = key_seq(context.partition_key)
+    keys = context.instance.get_dynamic_partitions(snapshot_partitions.name)
+    earlier = [key_seq(k) for k in keys if k.startswith("seq-") and k[4:].isdigit()]
+    return max((s for s in earlier if s < upto), default=0), upto
 
 
 class SnapshotConfig(dg.Config):
@@ -73,18 +93,31 @@ def wine_sensor_snapshot(
     wine_training_data: pd.DataFrame,
     readings_store: ReadingsStoreResource,
 ):
+    after, upto = snapshot_window(context)
     with readings_store.open() as store:
-        readings = store.all()
-    snap = pd.DataFrame([r.to_dict() for r in readings])
-    if snap.empty:
+        current = store.all()
+        window = store.history(after, upto)
+    if not current:
         raise dg.Failure("the readings store holds no barrels: seed it with `wine-sim seed`")
+    seen = {r.seq for r in current}
+    # Every barrel's current reading, plus the window's readings a newer one has replaced.
+    snap = pd.DataFrame(
+        [r.to_dict() | {"current": True} for r in current]
+        + [r.to_dict() | {"current": False} for r in window if r.seq not in seen]
+    )
     snap["snapshot"] = context.partition_key
+    in_window = snap["seq"].between(after + 1, upto)
     yield dg.Output(
         snap,
         metadata={
-            "barrels": len(snap),
+            "barrels": int(snap["current"].sum()),
+            "window": f"({after}, {upto}]",
+            "changes_in_window": int(in_window.sum()),
+            "superseded_in_window": int((in_window & ~snap["current"]).sum()),
             "max_seq": int(snap["seq"].max()),
-            "by_type": dg.MetadataValue.json(snap["wine_type"].value_counts().to_dict()),
+            "by_type": dg.MetadataValue.json(
+                snap.loc[snap["current"], "wine_type"].value_counts().to_dict()
+            ),
         },
     )
     missing = {c: int(n) for c, n in snap[[*FEATURES, "temperature_c"]].isna().sum().items() if n}
@@ -105,8 +138,9 @@ def wine_sensor_snapshot(
         | {"barrels_out_of_range": n_bad},
     )
     now = datetime.now(UTC)
-    age = (now - pd.to_datetime(snap["updated_at"], utc=True)).dt.total_seconds()
-    stale = snap.loc[age > config.freshness_s, "barrel_id"].tolist()
+    current_rows = snap[snap["current"]]
+    age = (now - pd.to_datetime(current_rows["updated_at"], utc=True)).dt.total_seconds()
+    stale = current_rows.loc[age > config.freshness_s, "barrel_id"].tolist()
     yield dg.AssetCheckResult(
         check_name="barrels_fresh",
         passed=not stale,
@@ -121,8 +155,9 @@ def wine_sensor_snapshot(
     kinds={"scikit-learn", "pandas", "parquet"},
     partitions_def=snapshot_partitions,
     deps=[dg.AssetKey("wine_quality_model_candidate")],
-    description="The champion's quality for every barrel whose reading changed since it was "
-    "last scored; written back to the readings store with the model version.",
+    description="The champion's quality for every reading written in the snapshot's window "
+    "(superseded ones too); the newest per barrel is written back to the readings store with "
+    "the model version.",
 )
 def barrel_quality_predictions(
     context: dg.AssetExecutionContext,
@@ -132,19 +167,21 @@ def barrel_quality_predictions(
 ) -> dg.Output[pd.DataFrame]:
     champion, files = model_store.champion_files(MODEL_NAME)
     model = wine_model.from_files(files)
+    after, upto = snapshot_window(context)
+    snap = wine_sensor_snapshot
+    todo = snap[snap["seq"].between(after + 1, upto)].sort_values("seq")
+    quality = wine_model.predict(model, todo) if len(todo) else np.array([])
+    scored_at = utc_now()
+    newest = todo.assign(q=quality).drop_duplicates("barrel_id", keep="last")
     with readings_store.open() as store:
-        scored_seq = {p.barrel_id: p.reading_seq for p in store.predictions()}
-        todo = wine_sensor_snapshot[
-            wine_sensor_snapshot["seq"]
-            > wine_sensor_snapshot["barrel_id"].map(scored_seq).fillna(0)
-        ]
-        quality = wine_model.predict(model, todo) if len(todo) else np.array([])
-        scored_at = utc_now()
-        preds = [
-            Prediction(b, float(q), champion.version, int(s), scored_at)
-            for b, q, s in zip(todo["barrel_id"], quality, todo["seq"], strict=True)
-        ]
-        store.write_predictions(preds)
+        # The store keeps one prediction per barrel: the newest reading's. A slower run of an
+        # older window cannot replace it (the store refuses older reading_seq).
+        store.write_predictions(
+            [
+                Prediction(b, float(q), champion.version, int(s), scored_at)
+                for b, q, s in zip(newest["barrel_id"], newest["q"], newest["seq"], strict=True)
+            ]
+        )
     out = pd.DataFrame(
         {
             "barrel_id": todo["barrel_id"].astype("string"),
@@ -165,7 +202,8 @@ def barrel_quality_predictions(
         out,
         metadata={
             "scored": len(out),
-            "unchanged_skipped": len(wine_sensor_snapshot) - len(out),
+            "window": f"({after}, {upto}]",
+            "superseded_scored": len(out) - len(newest),
             "model_version": champion.version,
             "mean_quality": float(quality.mean()) if len(out) else 0.0,
             "write_to_score_p50_s": float(lag.median()) if len(out) else 0.0,
