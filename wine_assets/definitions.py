@@ -5,6 +5,7 @@ import dagster as dg
 from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
 from platform_core.settings import default_readings_store_url, setting
+from wine_assets.monitoring.definitions import defs as monitoring_defs
 from wine_assets.quality.assets import candidate_promotion, wine_quality_model_candidate
 from wine_assets.quality.sensor import build_readings_sensor
 from wine_assets.quality.snapshot import (
@@ -28,7 +29,7 @@ retrain_job = dg.define_asset_job(
     description="Reload the training data, retrain, and run the registry's promotion check.",
 )
 
-defs = dg.Definitions(
+core_defs = dg.Definitions(
     assets=[
         wine_training_data,
         wine_quality_model_candidate,
@@ -47,3 +48,4 @@ defs = dg.Definitions(
     # Sensor-triggered runs are small: one process, no per-step subprocess start-up.
     executor=dg.in_process_executor,
 )
+defs = dg.Definitions.merge(core_defs, monitoring_defs)

@@ -1,0 +1,1 @@
+"""System B done properly: prediction service, prediction log and Eurybia drift monitoring."""

@@ -1,0 +1,252 @@
+"""``wine-api``: the prediction service over the champion wine model (system B's API).
+
+    wine-api [--host 127.0.0.1] [--port 8000] [--workers 1]
+
+``POST /predict`` (one wine), ``POST /batch`` (many), ``GET /barrels/{id}/quality`` (the
+barrel's current reading from the readings store), ``GET /health``, ``GET /`` (a form for
+people), ``/openapi.json`` and ``/docs``. Every answer is in the prediction log before it is
+sent (see ``service``); a bad body gets a 422 naming each bad field.
+
+Bodies are parsed by hand rather than by a pydantic model so that the one validation of a wine
+(``wine_input.parse_wine``, i.e. the readings' ``parse_reading``) applies; the OpenAPI schema
+is generated from the same bounds.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import ExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from platform_core.model_store import ModelStoreResource
+from wine_assets.monitoring.page import PAGE_HTML
+from wine_assets.monitoring.prediction_log import (
+    LogUnavailableError,
+    PredictionLogResource,
+    open_log,
+)
+from wine_assets.monitoring.service import (
+    ChampionCache,
+    NoChampionError,
+    PredictionBatcher,
+    new_request_id,
+)
+from wine_assets.monitoring.wine_input import (
+    WineValidationError,
+    parse_batch,
+    parse_wine,
+    wine_json_schema,
+)
+from wine_assets.readings.resource import ReadingsStoreResource
+from wine_assets.readings.store import open_store
+
+_PREDICTION = {
+    "type": "object",
+    "properties": {
+        "request_id": {"type": "string"},
+        "model_version": {"type": "integer"},
+        "predicted_quality": {"type": "number", "description": "0-10, not rounded"},
+        "good": {"type": "boolean", "description": "predicted_quality >= 6"},
+    },
+}
+_ERRORS = {
+    422: {"description": "Invalid body: one entry per bad field (loc, field, msg)."},
+    503: {"description": "No champion model, or the prediction log cannot be written; "
+          "nothing was answered."},
+}  # fmt: skip
+
+
+def _body_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _json(content: Any, status: int = 200, request_id: str | None = None) -> Response:
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return Response(
+        json.dumps(content), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+async def _read_json(request: Request) -> Any:
+    body = await request.body()
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise WineValidationError(
+            [{"loc": ["body"], "field": "(body)", "msg": f"invalid JSON: {exc}",
+              "type": "json_invalid"}]
+        ) from exc  # fmt: skip
+
+
+def create_app(
+    model_store: ModelStoreResource,
+    prediction_log: PredictionLogResource,
+    readings_store: ReadingsStoreResource | None = None,
+    check_every_s: float = 1.0,
+    on_shutdown: Callable[[], object] | None = None,
+) -> FastAPI:
+    """The service over initialised resources (Dagster EnvVars already resolved)."""
+    champion = ChampionCache(model_store, check_every_s)
+    log = open_log(prediction_log.dsn)
+    batcher = PredictionBatcher(champion, log)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(log.create)
+        await batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+            log.close()
+            if on_shutdown is not None:
+                on_shutdown()
+
+    app = FastAPI(
+        title="Wine quality prediction service",
+        version="1",
+        description="Predicted quality (0-10) and whether a wine is good (>= 6) from the "
+        "champion wine model; every answer is kept in the prediction log.",
+        lifespan=lifespan,
+    )
+    app.state.batcher = batcher
+
+    @app.exception_handler(WineValidationError)
+    async def invalid(request: Request, exc: WineValidationError) -> JSONResponse:
+        return JSONResponse({"detail": exc.errors}, status_code=422)
+
+    @app.exception_handler(LogUnavailableError)
+    async def log_down(request: Request, exc: LogUnavailableError) -> JSONResponse:
+        detail = f"{exc}; the prediction was not answered"
+        return JSONResponse({"detail": detail}, status_code=503)
+
+    @app.exception_handler(NoChampionError)
+    async def no_model(request: Request, exc: NoChampionError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.post(
+        "/predict",
+        summary="Score one wine",
+        openapi_extra=_body_schema(wine_json_schema()),
+        responses={200: {"content": {"application/json": {"schema": _PREDICTION}}}, **_ERRORS},
+    )
+    async def predict(request: Request) -> Response:
+        wine = parse_wine(await _read_json(request))
+        request_id = new_request_id()
+        scored = await batcher.score([wine], "predict", request_id)
+        body = {"request_id": request_id, "model_version": scored.model_version, **scored.item(0)}
+        return _json(body, request_id=request_id)
+
+    @app.post(
+        "/batch",
+        summary="Score many wines",
+        openapi_extra=_body_schema(
+            {
+                "oneOf": [
+                    {"type": "array", "items": wine_json_schema(), "minItems": 1},
+                    {
+                        "type": "object",
+                        "properties": {"wines": {"type": "array", "items": wine_json_schema()}},
+                        "required": ["wines"],
+                    },
+                ]
+            }
+        ),
+        responses=_ERRORS,
+    )
+    async def batch(request: Request) -> Response:
+        wines = parse_batch(await _read_json(request))
+        request_id = new_request_id()
+        scored = await batcher.score(wines, "batch", request_id)
+        body = {
+            "request_id": request_id,
+            "model_version": scored.model_version,
+            "predictions": [scored.item(i) for i in range(len(wines))],
+        }
+        return _json(body, request_id=request_id)
+
+    @app.get("/barrels/{barrel_id}/quality", summary="Score a barrel's current reading")
+    async def barrel_quality(barrel_id: str) -> Response:
+        if readings_store is None:
+            return _json({"detail": "no readings store configured"}, 503)
+
+        def current():
+            with open_store(readings_store.url) as store:
+                return store.get(barrel_id)
+
+        reading = await run_in_threadpool(current)
+        if reading is None:
+            return _json({"detail": f"no barrel {barrel_id!r} in the readings store"}, 404)
+        wine = {"wine_type": reading.wine_type, **reading.features()}
+        request_id = new_request_id()
+        scored = await batcher.score([wine], "barrel", request_id, barrel_id=barrel_id)
+        body = {
+            "request_id": request_id,
+            "barrel_id": barrel_id,
+            "reading_seq": reading.seq,
+            "reading_updated_at": reading.updated_at,
+            "wine_type": reading.wine_type,
+            "model_version": scored.model_version,
+            **scored.item(0),
+        }
+        return _json(body, request_id=request_id)
+
+    @app.get("/health", summary="Champion and prediction log reachable")
+    async def health() -> Response:
+        status: dict[str, Any] = {"status": "ok"}
+        try:
+            version, _ = await run_in_threadpool(champion.current)
+            status["model_version"] = version.version
+        except NoChampionError as exc:
+            status |= {"status": "unavailable", "model": str(exc)}
+        try:
+            status["logged_rows"] = await run_in_threadpool(log.max_position)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            status |= {"status": "unavailable", "log": f"{type(exc).__name__}: {exc}"}
+        return _json(status, 200 if status["status"] == "ok" else 503)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(PAGE_HTML)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app on the configured resources (uvicorn factory; one per worker process)."""
+    from wine_assets.monitoring.resources import service_resources
+
+    stack = ExitStack()
+    model_store, prediction_log, readings = (
+        stack.enter_context(r.process_config_and_initialize_cm()) for r in service_resources()
+    )
+    return create_app(model_store, prediction_log, readings, on_shutdown=stack.close)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wine-api", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    args = parser.parse_args(argv)
+    import uvicorn
+
+    uvicorn.run(
+        "wine_assets.monitoring.api:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        log_level="warning",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Alerts on each drift report window: drift AUC and the share of drifting features.
+
+Both checks are partitioned like the report and read the window's summary written by the
+asset, so a check always judges its own window. Severity follows the thresholds crossed
+(``DriftThresholds``): below WARN passes; WARN..ERROR fails as WARN; above ERROR fails as
+ERROR. System B's batches: ``normal`` passes; ``corrupted`` (three features far outside the
+training ranges) fails the AUC check as ERROR; ``noisy`` (+N(0.1, 0.01) on every feature)
+also fails it as ERROR on the 11-feature model: +0.1 moves density (sd 0.003) and chlorides
+(sd 0.035) far outside what the model learned, so the classifier separates it perfectly.
+"""
+
+import dagster as dg
+
+from platform_core.storage import PlatformStorage
+from wine_assets.monitoring.assets import drift_partitions, read_summary, wine_drift_report
+from wine_assets.monitoring.drift import DRIFT_COLUMNS
+from wine_assets.monitoring.thresholds import DriftThresholds
+
+
+def _severity(value: float, warn: float, error: float) -> tuple[bool, dg.AssetCheckSeverity]:
+    if value >= error:
+        return False, dg.AssetCheckSeverity.ERROR
+    return value < warn, dg.AssetCheckSeverity.WARN
+
+
+def _not_compared(summary: dict | None) -> dg.AssetCheckResult | None:
+    if summary is not None and summary.get("drift_auc") is not None:
+        return None
+    rows = 0 if summary is None else summary["rows"]
+    return dg.AssetCheckResult(
+        passed=True,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"not evaluated: {rows} logged rows in the window, too few to compare",
+        metadata={"rows": rows},
+    )
+
+
+@dg.asset_check(
+    asset=wine_drift_report,
+    partitions_def=drift_partitions,
+    description="Drift AUC of the window below the WARN / ERROR thresholds "
+    "(DRIFT_AUC_WARN, DRIFT_AUC_ERROR; 0.5 = indistinguishable from training data).",
+)
+def drift_auc_below_threshold(
+    context: dg.AssetCheckExecutionContext,
+    storage: PlatformStorage,
+    drift_thresholds: DriftThresholds,
+) -> dg.AssetCheckResult:
+    summary = read_summary(storage, context.partition_time_window.start)
+    skipped = _not_compared(summary)
+    if skipped is not None:
+        return skipped
+    t = drift_thresholds.values()
+    auc = float(summary["drift_auc"])
+    passed, severity = _severity(auc, t.auc_warn, t.auc_error)
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=severity,
+        description=f"drift AUC {auc:.3f} (WARN from {t.auc_warn:g}, ERROR from {t.auc_error:g})"
+        f" over {summary['rows']} logged predictions",
+        metadata={"drift_auc": auc, "rows": summary["rows"], "auc_warn": t.auc_warn,
+                  "auc_error": t.auc_error},
+    )  # fmt: skip
+
+
+@dg.asset_check(
+    asset=wine_drift_report,
+    partitions_def=drift_partitions,
+    description="Share of features whose univariate drift test rejects at DRIFT_TEST_ALPHA, "
+    "below DRIFT_FEATURES_WARN / DRIFT_FEATURES_ERROR.",
+)
+def drifting_features_share(
+    context: dg.AssetCheckExecutionContext,
+    storage: PlatformStorage,
+    drift_thresholds: DriftThresholds,
+) -> dg.AssetCheckResult:
+    summary = read_summary(storage, context.partition_time_window.start)
+    skipped = _not_compared(summary)
+    if skipped is not None:
+        return skipped
+    t = drift_thresholds.values()
+    rejected = sorted(f for f, p in summary["pvalues"].items() if p < t.alpha)
+    share = len(rejected) / len(DRIFT_COLUMNS)
+    passed, severity = _severity(share, t.share_warn, t.share_error)
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=severity,
+        description=f"{len(rejected)} of {len(DRIFT_COLUMNS)} features drift (p < {t.alpha:g})",
+        metadata={"share": share, "drifting": dg.MetadataValue.json(rejected)},
+    )
+
+
+drift_checks = [drift_auc_below_threshold, drifting_features_share]

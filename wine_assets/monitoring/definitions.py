@@ -1,0 +1,38 @@
+"""The monitoring part of the ``wine`` location: drift reports, their checks and sensor.
+
+Merged into ``wine_assets.definitions``; the shared storage, IO manager and model store come
+from there. ``monitoring_resources()`` are the resources this part adds.
+"""
+
+import dagster as dg
+
+from wine_assets.monitoring.assets import drift_partitions, wine_drift_report
+from wine_assets.monitoring.checks import drift_checks
+from wine_assets.monitoring.resources import drift_sensor_settings, prediction_log_resource
+from wine_assets.monitoring.sensor import build_drift_sensor
+from wine_assets.monitoring.thresholds import drift_thresholds
+
+drift_job = dg.define_asset_job(
+    "wine_drift_report_job",
+    selection=dg.AssetSelection.assets(wine_drift_report),
+    partitions_def=drift_partitions,
+    description="Compare one hour of logged predictions with the training data (Eurybia).",
+)
+
+
+def monitoring_resources() -> dict:
+    """Prediction log (PREDICTION_LOG_DSN), drift thresholds and the sensor's trigger."""
+    return {
+        "prediction_log": prediction_log_resource(),
+        "drift_thresholds": drift_thresholds(),
+        "drift_sensor_settings": drift_sensor_settings(),
+    }
+
+
+defs = dg.Definitions(
+    assets=[wine_drift_report],
+    asset_checks=drift_checks,
+    jobs=[drift_job],
+    sensors=[build_drift_sensor(drift_job)],
+    resources=monitoring_resources(),
+)

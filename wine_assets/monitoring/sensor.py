@@ -1,0 +1,70 @@
+"""The drift sensor: new rows in the prediction log → drift reports for their windows.
+
+Its cursor is the highest log position it has acted on, never a clock. A tick requests a
+report when at least ``min_rows`` rows are new, or when the oldest new row has waited
+``max_wait_s`` (a quiet hour still gets its report). One run per hourly window that holds new
+rows, run key ``<window>@<position>``: a replayed tick is dropped by Dagster, a window that
+receives more rows later is reported again.
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from platform_core.model_store import ModelStoreResource
+from wine_assets.monitoring.assets import drift_partitions
+from wine_assets.monitoring.prediction_log import PredictionLogResource
+from wine_assets.monitoring.resources import DriftSensorSettings
+from wine_assets.quality.snapshot import MODEL_NAME
+
+SENSOR_TAGS = {"platform/trigger": "sensor"}
+#: Windows requested per tick at most (a backlog after downtime is caught up over ticks).
+MAX_WINDOWS_PER_TICK = 48
+
+
+def build_drift_sensor(job) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="wine_drift_sensor",
+        job=job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Request a drift report for the windows holding new prediction-log rows "
+        "once DRIFT_REPORT_MIN_ROWS are new or the oldest has waited DRIFT_REPORT_MAX_WAIT_S.",
+    )
+    def wine_drift_sensor(
+        context: dg.SensorEvaluationContext,
+        prediction_log: PredictionLogResource,
+        drift_sensor_settings: DriftSensorSettings,
+        model_store: ModelStoreResource,
+    ) -> dg.SensorResult | dg.SkipReason:
+        cursor = int(context.cursor or 0)
+        with prediction_log.open() as log:
+            new = log.since(cursor)
+        if new.count == 0:
+            return dg.SkipReason(f"no new predictions after position {cursor}")
+        waited = (datetime.now(UTC) - new.oldest).total_seconds()
+        settings = drift_sensor_settings
+        if new.count < settings.min_rows and waited < settings.max_wait_s:
+            return dg.SkipReason(
+                f"{new.count} new rows (< {settings.min_rows}), oldest waited {waited:.0f}s "
+                f"(< {settings.max_wait_s}s)"
+            )
+        if model_store.registry(MODEL_NAME).champion() is None:
+            return dg.SkipReason(f"{MODEL_NAME} has no champion: the rows wait (cursor kept)")
+        keys = drift_partitions.get_partition_keys_in_range(
+            dg.PartitionKeyRange(
+                drift_partitions.get_partition_key_for_timestamp(new.oldest.timestamp()),
+                drift_partitions.get_partition_key_for_timestamp(new.newest.timestamp()),
+            )
+        )[-MAX_WINDOWS_PER_TICK:]
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=f"{key}@{new.max_position}", partition_key=key, tags=SENSOR_TAGS
+                )
+                for key in keys
+            ],
+            cursor=str(new.max_position),
+        )
+
+    return wine_drift_sensor

@@ -1,0 +1,186 @@
+"""Scoring for the prediction service: the champion, cached, and requests scored in groups.
+
+Two costs dominate a prediction: walking the forest (almost the same for 1 row as for 50) and
+committing the log row (one commit serves any number of rows). So concurrent requests are
+grouped: while one group is being scored and logged in the worker thread, the next requests
+queue up and form the next group. An idle service scores a lone request at once (no waiting
+window); a busy one amortises both costs. Every future is resolved only after its group's log
+commit: a request is answered if and only if its rows are in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from platform_core.model_store import ModelStoreResource
+from platform_core.registry import ModelVersion
+from wine_assets.features import FEATURES
+from wine_assets.monitoring.prediction_log import LoggedPrediction, PredictionLog
+from wine_assets.quality import model as wine_model
+from wine_assets.quality.model import GOOD_THRESHOLD
+from wine_assets.quality.snapshot import MODEL_NAME
+
+
+class NoChampionError(RuntimeError):
+    """No champion wine model is registered yet (run the ``wine_retrain`` job)."""
+
+
+class ChampionCache:
+    """The champion model, reloaded only when the registry names a new version.
+
+    The registry index (one small JSON file) is read at most every ``check_every_s`` seconds,
+    so a promotion is served within that time, without a restart.
+    """
+
+    def __init__(self, model_store: ModelStoreResource, check_every_s: float = 1.0) -> None:
+        self._store = model_store
+        self._every = check_every_s
+        self._checked = float("-inf")
+        self._current: tuple[ModelVersion, wine_model.FittedModel] | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> tuple[ModelVersion, wine_model.FittedModel]:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked >= self._every or self._current is None:
+                champion = self._store.registry(MODEL_NAME).champion()
+                self._checked = now
+                if champion is None:
+                    raise NoChampionError(
+                        f"{MODEL_NAME} has no champion yet: run the wine_retrain job"
+                    )
+                if self._current is None or self._current[0].version != champion.version:
+                    version, files = self._store.champion_files(MODEL_NAME)
+                    self._current = (version, wine_model.from_files(files))
+            return self._current
+
+
+@dataclass
+class _Job:
+    """One request: its wines, and the future its handler awaits."""
+
+    wines: list[dict[str, Any]]
+    endpoint: str
+    request_id: str
+    barrel_id: str | None
+    future: asyncio.Future = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What a request gets back once its rows are committed to the log."""
+
+    request_id: str
+    model_version: int
+    quality: list[float]
+    logged_at: datetime
+
+    def item(self, index: int) -> dict[str, Any]:
+        q = self.quality[index]
+        return {"predicted_quality": round(q, 4), "good": q >= GOOD_THRESHOLD}
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class PredictionBatcher:
+    """Scores and logs queued requests in groups on one worker thread (see module doc)."""
+
+    def __init__(
+        self, champion: ChampionCache, log: PredictionLog, max_group_rows: int = 20_000
+    ) -> None:
+        self.champion = champion
+        self.log = log
+        self.max_group_rows = max_group_rows
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._task: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+        self.groups = 0
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True)
+
+    async def score(
+        self,
+        wines: list[dict[str, Any]],
+        endpoint: str,
+        request_id: str,
+        barrel_id: str | None = None,
+    ) -> Scored:
+        """Score ``wines``; returns after their log rows are committed (or raises)."""
+        if self._queue is None:
+            raise RuntimeError("batcher not started")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(wines, endpoint, request_id, barrel_id, future))
+        return await future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self._queue.get()]
+            rows = len(jobs[0].wines)
+            while rows < self.max_group_rows and not self._queue.empty():
+                job = self._queue.get_nowait()
+                jobs.append(job)
+                rows += len(job.wines)
+            try:
+                results = await loop.run_in_executor(self._executor, self._process, jobs)
+            except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            for job, result in zip(jobs, results, strict=True):
+                if not job.future.done():  # the client may have gone; its rows stay logged
+                    job.future.set_result(result)
+
+    def _process(self, jobs: list[_Job]) -> list[Scored]:
+        """Predict every queued wine at once, log them in one commit, split the answers."""
+        version, model = self.champion.current()
+        wines = [w for job in jobs for w in job.wines]
+        frame = pd.DataFrame(wines, columns=["wine_type", *FEATURES])
+        quality = wine_model.predict(model, frame).tolist()
+        now = datetime.now(UTC)
+        rows, results, start = [], [], 0
+        for job in jobs:
+            part = quality[start : start + len(job.wines)]
+            for item, (wine, q) in enumerate(zip(job.wines, part, strict=True)):
+                rows.append(
+                    LoggedPrediction(
+                        request_id=job.request_id,
+                        item=item,
+                        endpoint=job.endpoint,
+                        barrel_id=job.barrel_id,
+                        wine_type=wine["wine_type"],
+                        features=tuple(float(wine[f]) for f in FEATURES),
+                        predicted_quality=float(q),
+                        good=q >= GOOD_THRESHOLD,
+                        model_version=version.version,
+                        logged_at=now,
+                    )
+                )
+            results.append(Scored(job.request_id, version.version, part, now))
+            start += len(job.wines)
+        self.log.write(rows)  # commits; raises LogUnavailableError → nobody is answered
+        self.groups += 1
+        return results
