@@ -1,0 +1,184 @@
+"""docker/ is consistent with itself and with the repository (no Docker engine runs here).
+
+Every file the compose file and the Dockerfile refer to exists, every ``${VAR}`` has an
+example in ``.env.example`` (and every example is used), every ``env:`` the production
+``dagster.yaml``/``workspace.yaml`` read reaches each Dagster service, services and ports line
+up, and no credential is written in a file.
+"""
+
+import importlib.metadata
+import importlib.util
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+DOCKER = REPO_ROOT / "docker"
+COMPOSE = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict] = COMPOSE["services"]
+#: ``${VAR}``, ``${VAR:-default}``, ``${VAR?err}`` but not ``$${VAR}`` (escaped for the shell).
+INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?-][^}]*)?\}")
+DAGSTER_SERVICES = ["code-beer", "code-wine", "webserver", "daemon"]
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|TOKEN", re.IGNORECASE)
+
+
+def env_example() -> dict[str, str]:
+    pairs = {}
+    for line in (DOCKER / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, sep, value = line.partition("=")
+            assert sep, f".env.example: not NAME=value: {line!r}"
+            pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def env_refs(node) -> set[str]:
+    """Names of ``{env: NAME}`` references anywhere in a Dagster YAML document."""
+    if isinstance(node, dict):
+        if set(node) == {"env"}:
+            return {node["env"]}
+        return set().union(*(env_refs(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(env_refs(v) for v in node)) if node else set()
+    return set()
+
+
+def command(service: str) -> list[str]:
+    cmd = SERVICES[service]["command"]
+    return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+
+
+def option(argv: list[str], *names: str) -> str:
+    for i, arg in enumerate(argv):
+        if arg in names:
+            return argv[i + 1]
+    raise AssertionError(f"{names} not in {argv}")
+
+
+def test_every_variable_has_an_example_and_every_example_is_used():
+    text = (DOCKER / "docker-compose.yml").read_text()
+    used = set(INTERPOLATION.findall(text))
+    examples = env_example()
+    assert used - set(examples) == set(), "variables without an example in .env.example"
+    assert set(examples) - used == set(), "examples in .env.example no service reads"
+    assert all(examples.values()), "every example has a value"
+
+
+def test_depends_on_names_services_with_the_condition_they_can_meet():
+    for name, service in SERVICES.items():
+        deps = service.get("depends_on", {})
+        deps = (
+            {d: {"condition": "service_started"} for d in deps} if isinstance(deps, list) else deps
+        )
+        for dep, spec in deps.items():
+            assert dep in SERVICES, f"{name} depends on unknown service {dep}"
+            if spec["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dep], f"{name} waits for {dep}'s healthcheck"
+            if spec["condition"] == "service_completed_successfully":
+                assert "restart" not in SERVICES[dep], f"{dep} is one-shot, never restarted"
+
+
+def test_build_context_dockerfile_and_copied_paths_exist():
+    built = [s for s in SERVICES.values() if "build" in s]
+    assert {n for n, s in SERVICES.items() if "build" in s} >= {*DAGSTER_SERVICES, "wine-api"}
+    for service in built:
+        context = (DOCKER / service["build"]["context"]).resolve()
+        dockerfile = context / service["build"]["dockerfile"]
+        assert context == REPO_ROOT and dockerfile.is_file()
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("COPY "):
+                *sources, _dest = line.split()[1:]
+                for src in sources:
+                    assert (context / src).exists(), f"Dockerfile copies missing {src}"
+
+
+def test_ports_are_unique_and_match_what_the_processes_listen_on():
+    published = {}
+    for name, service in SERVICES.items():
+        for mapping in service.get("ports", []):
+            host, _, container = mapping.rpartition(":")
+            assert host not in published, f"{name} and {published.get(host)} publish {host}"
+            published[host] = name
+            if "command" in service and service.get("build"):
+                assert option(command(name), "-p", "--port") == container
+    for name in ("code-beer", "code-wine"):
+        port = option(command(name), "-p", "--port")
+        assert SERVICES[name]["healthcheck"]["test"][-1] == port
+
+
+def test_workspace_points_at_the_code_servers_and_their_modules():
+    workspace = yaml.safe_load((DOCKER / "workspace.yaml").read_text())
+    env = SERVICES["webserver"]["environment"]
+    locations = {}
+    for entry in workspace["load_from"]:
+        grpc = entry["grpc_server"]
+        host, port = env[grpc["host"]["env"]], env[grpc["port"]["env"]]
+        locations[grpc["location_name"]] = (host, port)
+    assert set(locations) == {"beer", "wine"}
+    for location, (host, port) in locations.items():
+        assert host in SERVICES, f"workspace host {host} is not a service"
+        argv = command(host)
+        assert argv[:3] == ["dagster", "code-server", "start"]
+        assert option(argv, "--location-name") == location
+        assert option(argv, "-p", "--port") == port
+        module = option(argv, "-m", "--module-name")
+        assert module == f"{location}_assets.definitions"
+        assert importlib.util.find_spec(module) is not None
+    for name in ("webserver", "daemon"):
+        assert (
+            option(command(name), "-w", "--workspace") == "/opt/dagster/dagster_home/workspace.yaml"
+        )
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert "DAGSTER_HOME=/opt/dagster/dagster_home" in dockerfile
+    assert "COPY docker/dagster.yaml docker/workspace.yaml ${DAGSTER_HOME}/" in dockerfile
+
+
+@pytest.mark.parametrize("name", DAGSTER_SERVICES)
+def test_every_instance_and_workspace_setting_reaches_each_dagster_service(name):
+    needed = env_refs(yaml.safe_load((DOCKER / "dagster.yaml").read_text())) | env_refs(
+        yaml.safe_load((DOCKER / "workspace.yaml").read_text())
+    )
+    assert {"DAGSTER_PG_PASSWORD", "DAGSTER_COMPUTE_LOGS_BUCKET"} <= needed
+    assert needed - set(SERVICES[name]["environment"]) == set()
+
+
+def test_every_command_is_an_installed_or_declared_entry_point():
+    import tomllib
+
+    scripts = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"])
+    installed = {ep.name for ep in importlib.metadata.entry_points(group="console_scripts")}
+    for name, service in SERVICES.items():
+        if service.get("build"):
+            exe = command(name)[0]
+            assert exe in scripts | installed, f"{name}: no console script {exe}"
+    assert "wine-api" in scripts, "the wine prediction service's command"
+
+
+def test_no_credential_is_written_in_a_file():
+    for name, service in SERVICES.items():
+        for key, value in (service.get("environment") or {}).items():
+            if SECRET_NAME.search(key):
+                assert INTERPOLATION.fullmatch(str(value)), f"{name}.{key} is written inline"
+        for key, value in (service.get("environment") or {}).items():
+            if "://" in str(value) and "@" in str(value):
+                assert "${DAGSTER_PG_PASSWORD}" in value, f"{name}.{key} embeds a password"
+    instance = (DOCKER / "dagster.yaml").read_text()
+    assert "password: {env: DAGSTER_PG_PASSWORD}" in instance
+    assert env_example()["DAGSTER_PG_PASSWORD"] == "change-me"
+
+
+def test_production_instance_config_is_valid(tmp_path: Path, monkeypatch):
+    """Dagster's own schema accepts docker/dagster.yaml once the variables are set."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    for var in env_refs(yaml.safe_load((DOCKER / "dagster.yaml").read_text())):
+        monkeypatch.setenv(var, "5432" if var.endswith(("PORT", "RUNS")) else "example")
+    (tmp_path / "dagster.yaml").write_text((DOCKER / "dagster.yaml").read_text())
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["compute_logs"]["class"] == "S3ComputeLogManager"
+    assert "postgres" in config["storage"]
