@@ -43,6 +43,7 @@ from wine_assets.monitoring.wine_input import (
     wine_json_schema,
 )
 from wine_assets.readings.resource import ReadingsStoreResource
+from wine_assets.readings.schema import check_barrel_id
 from wine_assets.readings.store import open_store
 
 _PREDICTION = {
@@ -172,6 +173,12 @@ def create_app(
 
     @app.get("/barrels/{barrel_id}/quality", summary="Score a barrel's current reading")
     async def barrel_quality(barrel_id: str) -> Response:
+        problem = check_barrel_id(barrel_id)
+        if problem:
+            raise WineValidationError(
+                [{"loc": ["path", "barrel_id"], "field": "barrel_id", "msg": problem,
+                  "type": "value_error"}]
+            )  # fmt: skip
         if readings_store is None:
             return _json({"detail": "no readings store configured"}, 503)
 

@@ -187,7 +187,7 @@ def _check_number(name: str, value: Any) -> tuple[float | None, str | None]:
     return number, None
 
 
-def _check_barrel_id(value: Any) -> str | None:
+def check_barrel_id(value: Any) -> str | None:
     if not isinstance(value, str):
         return f"expected a string, got {type(value).__name__} {_got(value)}"
     if not value:
@@ -229,7 +229,7 @@ def parse_reading(data: Mapping[str, Any] | Reading) -> Reading:
             continue
         value = data[name]
         if name == "barrel_id":
-            message = _check_barrel_id(value)
+            message = check_barrel_id(value)
         elif name == "wine_type":
             message = (
                 None if value in WINE_TYPES else f"expected one of {WINE_TYPES}, got {_got(value)}"

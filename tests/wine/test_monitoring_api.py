@@ -1,0 +1,236 @@
+"""The prediction service over HTTP: answers, 422s naming fields, the log, champion changes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from platform_core.registry import ModelRegistry, Status
+from tests.conftest import free_port, wait_http
+from tests.wine.conftest import reading
+from tests.wine.wine_service import WINE, copy_storage, predict, running_service
+from wine_assets.features import FEATURES
+from wine_assets.monitoring.prediction_log import open_log
+from wine_assets.quality.snapshot import MODEL_NAME
+from wine_assets.readings.store import open_store
+
+EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+
+
+@pytest.fixture(scope="module")
+def service(champion_storage, tmp_path_factory):
+    """One service for the module: SQLite log and a readings store holding one barrel."""
+    root = tmp_path_factory.mktemp("service")
+    log_dsn = f"sqlite:///{root / 'log.db'}"
+    readings = f"sqlite:///{root / 'readings.db'}"
+    with open_store(readings) as store:
+        store.create()
+        store.put([reading("barrel-0007", alcohol=12.5)])
+    with running_service(champion_storage, log_dsn, readings) as url:
+        yield url, log_dsn
+
+
+def logged(log_dsn: str):
+    with open_log(log_dsn) as log:
+        return log.window(*EVER)
+
+
+def test_predict_answers_after_logging_inputs_output_version_and_request_id(service):
+    url, log_dsn = service
+    response = predict(url)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"request_id", "model_version", "predicted_quality", "good"}
+    assert body["model_version"] == 1
+    assert 0 <= body["predicted_quality"] <= 10
+    assert body["good"] == (body["predicted_quality"] >= 6)
+    assert response.headers["X-Request-ID"] == body["request_id"]
+    rows = logged(log_dsn)
+    (row,) = rows[rows["request_id"] == body["request_id"]].itertuples()
+    assert row.endpoint == "predict" and row.item == 0 and row.wine_type == "red"
+    assert [getattr(row, f) for f in FEATURES] == [WINE[f] for f in FEATURES]
+    assert round(row.predicted_quality, 4) == body["predicted_quality"]
+    assert row.model_version == 1 and bool(row.good) == body["good"]
+    assert abs((datetime.now(UTC) - row.logged_at).total_seconds()) < 60
+
+
+@pytest.mark.parametrize(
+    ("changes", "fields"),
+    [
+        ({"ph": 9.5}, {"ph"}),  # outside the physical range
+        ({"alcohol": "12.5"}, {"alcohol"}),  # numeric string: not a number
+        ({"density": None, "chlorides": True}, {"density", "chlorides"}),
+        ({"wine_type": "rosé"}, {"wine_type"}),
+        ({"colour": "red", "temperature_c": 14.0}, {"colour", "temperature_c"}),  # unknown
+    ],
+)
+def test_bad_wine_gets_a_422_naming_each_bad_field_and_is_not_logged(service, changes, fields):
+    url, log_dsn = service
+    before = len(logged(log_dsn))
+    response = predict(url, **changes)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert {e["field"] for e in detail} == fields
+    assert all(e["loc"] == ["body", e["field"]] and e["msg"] for e in detail)
+    assert len(logged(log_dsn)) == before
+
+
+def test_missing_fields_and_broken_json_are_422s(service):
+    url, _ = service
+    partial = {k: v for k, v in WINE.items() if k not in {"ph", "alcohol"}}
+    detail = requests.post(f"{url}/predict", json=partial, timeout=10).json()["detail"]
+    assert {(e["field"], e["type"]) for e in detail} == {("ph", "missing"), ("alcohol", "missing")}
+    response = requests.post(f"{url}/predict", data=b"{not json", timeout=10)
+    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "(body)"
+    response = requests.post(f"{url}/predict", json=[WINE], timeout=10)
+    assert response.status_code == 422 and "expected an object" in response.text
+    # Python's JSON (and many clients) write NaN/Infinity: parsed, then refused as not finite
+    body = json.dumps({**WINE, "sulphates": float("nan"), "ph": float("inf")})
+    response = requests.post(f"{url}/predict", data=body, timeout=10)
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json()["detail"]} == {"sulphates", "ph"}
+
+
+def test_batch_scores_and_logs_every_wine_or_none(service):
+    url, log_dsn = service
+    wines = [WINE, {**WINE, "wine_type": "white", "alcohol": 13.0}, {**WINE, "alcohol": 8.5}]
+    response = requests.post(f"{url}/batch", json={"wines": wines}, timeout=10)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["predictions"]) == 3
+    rows = logged(log_dsn)
+    mine = rows[rows["request_id"] == body["request_id"]].sort_values("item")
+    assert list(mine["item"]) == [0, 1, 2] and set(mine["endpoint"]) == {"batch"}
+    assert list(mine["alcohol"]) == [9.4, 13.0, 8.5]
+    assert list(mine["wine_type"]) == ["red", "white", "red"]
+    assert [round(q, 4) for q in mine["predicted_quality"]] == [
+        p["predicted_quality"] for p in body["predictions"]
+    ]
+    # one bad wine: the whole batch is refused, each problem named with its index
+    before = len(rows)
+    bad = [WINE, {**WINE, "ph": -1}, {**WINE, "citric_acid": "x", "extra": 1}]
+    response = requests.post(f"{url}/batch", json=bad, timeout=10)
+    assert response.status_code == 422
+    named = {(e["index"], e["field"]) for e in response.json()["detail"]}
+    assert named == {(1, "ph"), (2, "citric_acid"), (2, "extra")}
+    assert len(logged(log_dsn)) == before
+    assert requests.post(f"{url}/batch", json=[], timeout=10).status_code == 422
+
+
+def test_barrel_quality_scores_the_current_reading(service):
+    url, log_dsn = service
+    response = requests.get(f"{url}/barrels/barrel-0007/quality", timeout=10)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["barrel_id"] == "barrel-0007" and body["reading_seq"] == 1
+    rows = logged(log_dsn)
+    (row,) = rows[rows["request_id"] == body["request_id"]].itertuples()
+    assert row.barrel_id == "barrel-0007" and row.endpoint == "barrel" and row.alcohol == 12.5
+    assert requests.get(f"{url}/barrels/nobody/quality", timeout=10).status_code == 404
+    response = requests.get(f"{url}/barrels/bad%20id/quality", timeout=10)
+    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "barrel_id"
+
+
+def test_health_and_openapi_schema(service):
+    url, _ = service
+    health = requests.get(f"{url}/health", timeout=10).json()
+    assert health["status"] == "ok" and health["model_version"] == 1
+    schema = requests.get(f"{url}/openapi.json", timeout=10).json()
+    assert {"/predict", "/batch", "/barrels/{barrel_id}/quality", "/health"} <= set(schema["paths"])
+    wine = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    props = wine["schema"]["properties"]
+    assert props["ph"]["minimum"] == 2.0 and props["ph"]["maximum"] == 5.0
+    assert wine["schema"]["additionalProperties"] is False
+    assert requests.get(f"{url}/docs", timeout=10).status_code == 200
+
+
+def test_a_new_champion_is_served_without_a_restart(champion_storage, tmp_path):
+    storage = copy_storage(champion_storage, tmp_path / "storage")
+    registry = ModelRegistry(storage, MODEL_NAME)
+    with running_service(storage, f"sqlite:///{tmp_path / 'log.db'}", check_every_s=0.1) as url:
+        assert predict(url).json()["model_version"] == 1
+        files = registry.verify(registry.champion())
+        v2 = registry.register(files, metrics={}, params={})
+        registry.set_status(v2.version, Status.CHAMPION, "test: promoted while serving")
+        deadline = time.monotonic() + 10
+        while predict(url).json()["model_version"] != 2:
+            assert time.monotonic() < deadline, "the new champion was never served"
+            time.sleep(0.05)
+        versions = set(logged(f"sqlite:///{tmp_path / 'log.db'}")["model_version"])
+    assert versions == {1, 2}
+
+
+def test_without_a_champion_nothing_is_answered_or_logged(tmp_path):
+    from platform_core.storage import PlatformStorage
+
+    empty = PlatformStorage.local(str(tmp_path / "empty"))
+    log_dsn = f"sqlite:///{tmp_path / 'log.db'}"
+    with running_service(empty, log_dsn) as url:
+        response = predict(url)
+        assert response.status_code == 503 and "wine_retrain" in response.text
+        assert requests.get(f"{url}/health", timeout=10).status_code == 503
+    assert len(logged(log_dsn)) == 0
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses of listening TCP sockets on ``port`` (from /proc/net/tcp{,6})."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+                found.add(address)
+    return found
+
+
+def test_wine_api_command_binds_loopback_and_takes_its_settings_from_the_environment(
+    champion_storage, tmp_path
+):
+    """`wine-api` as a process: PLATFORM_STORAGE_ROOT, PREDICTION_LOG_DSN, loopback only;
+    `wine-send-batch` sends a corrupted batch that lands in the log as sent."""
+    port = free_port()
+    log_dsn = f"sqlite:///{tmp_path / 'log.db'}"
+    env = {
+        **os.environ,
+        "PLATFORM_STORAGE_ROOT": champion_storage.root,
+        "PREDICTION_LOG_DSN": log_dsn,
+        "WINE_READINGS_STORE": f"sqlite:///{tmp_path / 'readings.db'}",
+    }
+    bin_dir = Path(sys.executable).parent
+    proc = subprocess.Popen(
+        [str(bin_dir / "wine-api"), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health")
+        assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only
+        assert requests.get(f"{url}/health", timeout=10).json()["model_version"] == 1
+        sent = subprocess.run(
+            [str(bin_dir / "wine-send-batch"), "corrupted", "--rows", "40", "--url", url,
+             "--chunk", "15", "--seed", "3"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        assert '"answered": 40' in sent.stdout and '"requests": 3' in sent.stdout
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+    # uvicorn shuts down gracefully, then re-raises the signal it caught (exit by SIGTERM)
+    assert proc.returncode in (0, -signal.SIGTERM) and "Traceback" not in output, output
+    rows = logged(log_dsn)
+    assert len(rows) == 40 and rows["request_id"].nunique() == 3
+    assert (rows["alcohol"] == 20.0).all() and (rows["volatile_acidity"] > 3.0).all()
