@@ -6,6 +6,7 @@ from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
 from platform_core.settings import default_readings_store_url, setting
 from wine_assets.monitoring.definitions import defs as monitoring_defs
+from wine_assets.profiles.definitions import defs as profiles_defs
 from wine_assets.quality.assets import candidate_promotion, wine_quality_model_candidate
 from wine_assets.quality.sensor import build_readings_sensor
 from wine_assets.quality.snapshot import (
@@ -48,4 +49,4 @@ core_defs = dg.Definitions(
     # Sensor-triggered runs are small: one process, no per-step subprocess start-up.
     executor=dg.in_process_executor,
 )
-defs = dg.Definitions.merge(core_defs, monitoring_defs)
+defs = dg.Definitions.merge(core_defs, monitoring_defs, profiles_defs)

@@ -1,0 +1,387 @@
+"""System E as daily-partitioned assets: temperatures → features → model → assignments.
+
+Each asset handles the run's whole partition range in one step (single-run backfills) and
+keeps one parquet file per day. Every stage reports rows, columns, memory (the frame's and the
+process's peak) and, for the model and the assignments, the cluster distribution as a plot.
+"""
+
+import resource
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from platform_core.model_store import ModelStoreResource
+from platform_core.plots import bar_plot
+from platform_core.registry import Status
+from platform_core.storage import PlatformStorage
+from platform_core.tables import table_metadata
+from wine_assets.profiles import cluster_predictions
+from wine_assets.profiles.drop import list_drop_files, read_drop_file
+from wine_assets.profiles.features import (
+    DESCRIPTIONS,
+    MODEL_FEATURES,
+    daily_features,
+    model_rows,
+    nonfinite_model_inputs,
+)
+from wine_assets.profiles.model import MODEL_NAME, ProfileModel, assign, cluster_sizes, fit
+from wine_assets.profiles.partitions import (
+    ASSIGNMENTS,
+    FEATURES,
+    MODEL,
+    TEMPERATURES,
+    daily_partitions,
+    day_key,
+    read_day,
+    read_days,
+    run_days,
+    run_window,
+    single_run,
+)
+from wine_assets.profiles.resources import SensorProfilesSettings
+
+GROUP = "sensor_profiles"
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def stage_metadata(frame: pd.DataFrame, storage: PlatformStorage, asset: dg.AssetKey, days: list):
+    """Rows/columns/schema/memory of the run's frame, where its files are, and the peak RSS."""
+    folder = storage.uri(f"tables/{'/'.join(asset.path)}")
+    descriptions = DESCRIPTIONS if asset == FEATURES else None
+    return table_metadata(frame, folder, descriptions) | {
+        "days": len(days),
+        "first_day": days[0],
+        "last_day": days[-1],
+        "process_peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def split_by_day(frame: pd.DataFrame, days: list[str]) -> dict[str, pd.DataFrame]:
+    """Rows of each day (days without rows get an empty frame), one sort for all days."""
+    day_of_row = frame["timestamp"].to_numpy().astype("datetime64[D]")
+    order = np.argsort(day_of_row, kind="stable")
+    sorted_days = day_of_row[order]
+    out = {}
+    for day in days:
+        d = np.datetime64(day, "D")
+        lo, hi = np.searchsorted(sorted_days, [d, d + 1])
+        out[day] = frame.iloc[order[lo:hi]].reset_index(drop=True)
+    return out
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas", "parquet"},
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    description="Hourly readings (sensor_id, timestamp, temperature) of each day, read from "
+    "the drop location (PROFILES_DROP_DIR); NaN/inf kept as dropped, for the features to count.",
+)
+def sensor_temperatures(
+    context: dg.AssetExecutionContext,
+    sensor_profiles: SensorProfilesSettings,
+    storage: PlatformStorage,
+) -> dg.MaterializeResult:
+    days = run_days(context)
+    start, end = run_window(context)
+    files = list_drop_files(sensor_profiles.drop_dir)
+    frames = [read_drop_file(f.path, start, end) for f in files]
+    used = [f.name for f, frame in zip(files, frames, strict=True) if len(frame)]
+    frames = [frame for frame in frames if len(frame)]
+    if not frames:
+        raise dg.Failure(
+            f"no readings for {days[0]}..{days[-1]} in {sensor_profiles.drop_dir} "
+            f"({len(files)} files looked at)"
+        )
+    temps = pd.concat(frames, ignore_index=True)
+    del frames
+    rows_per_day = {}
+    for day, part in split_by_day(temps, days).items():
+        storage.write_parquet(day_key(TEMPERATURES, day), part)
+        rows_per_day[day] = len(part)
+    values = temps["temperature"].to_numpy()
+    return dg.MaterializeResult(
+        metadata=stage_metadata(temps, storage, TEMPERATURES, days)
+        | {
+            "files_used": dg.MetadataValue.json(used),
+            "sensors": int(temps["sensor_id"].nunique()),
+            "nan_values": int(np.isnan(values).sum()),
+            "inf_values": int(np.isinf(values).sum()),
+            "empty_days": dg.MetadataValue.json([d for d, n in rows_per_day.items() if not n]),
+            "rows_per_day": dg.MetadataValue.json(rows_per_day),
+        }
+    )
+
+
+class FeaturesConfig(dg.Config):
+    lookback_days: int = Field(
+        default=7, description="Days before each day whose sensor counts set its bounds."
+    )
+    min_count_ratio: float = Field(
+        default=0.5, description="A day below this share of the lookback median count warns."
+    )
+    max_count_ratio: float = Field(
+        default=1.5, description="A day above this multiple of the lookback median count warns."
+    )
+
+
+def sensor_counts(storage: PlatformStorage, days: list[str], lookback: int) -> dict[str, int]:
+    """Sensors per day for the ``lookback`` stored days before ``days[0]`` (where they exist)."""
+    first = date.fromisoformat(days[0])
+    counts = {}
+    for back in range(lookback, 0, -1):
+        day = date.fromordinal(first.toordinal() - back).isoformat()
+        if storage.exists(day_key(FEATURES, day)):
+            counts[day] = int(read_day(storage, FEATURES, day)["sensor_id"].nunique())
+    return counts
+
+
+def counts_out_of_bounds(
+    counts: dict[str, int], days: list[str], config: FeaturesConfig
+) -> dict[str, dict]:
+    """Days whose sensor count leaves [min, max] × the median of the previous days' counts."""
+    ordered = sorted(counts)
+    bad = {}
+    for day in days:
+        before = [counts[d] for d in ordered if d < day][-config.lookback_days :]
+        before = [n for n in before if n > 0]
+        if not before:
+            continue
+        median = float(np.median(before))
+        lo, hi = config.min_count_ratio * median, config.max_count_ratio * median
+        if not lo <= counts.get(day, 0) <= hi:
+            bad[day] = {"sensors": counts.get(day, 0), "bounds": [lo, hi]}
+    return bad
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas", "parquet"},
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    deps=[TEMPERATURES],
+    description="Per sensor and day: mean, std, min, max of the finite readings, their count, "
+    "NaN/inf counts and share missing; too few readings → flagged, never filled in.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "model_inputs_finite",
+            asset=FEATURES,
+            blocking=True,
+            description="No NaN/inf in the features of any sensor-day the model will see.",
+        ),
+        dg.AssetCheckSpec(
+            "sensor_count_within_bounds",
+            asset=FEATURES,
+            description="Each day's sensor count is within bounds of the previous days'.",
+        ),
+    ],
+)
+def sensor_daily_features(
+    context: dg.AssetExecutionContext,
+    config: FeaturesConfig,
+    sensor_profiles: SensorProfilesSettings,
+    storage: PlatformStorage,
+) -> dg.MaterializeResult:
+    days = run_days(context)
+    parts = []
+    for day in days:
+        feats = daily_features(
+            read_day(storage, TEMPERATURES, day), day, sensor_profiles.min_readings
+        )
+        storage.write_parquet(day_key(FEATURES, day), feats)
+        parts.append(feats)
+    features = pd.concat(parts, ignore_index=True)
+    counts = sensor_counts(storage, days, config.lookback_days) | {
+        d: int(p["sensor_id"].nunique()) for d, p in zip(days, parts, strict=True)
+    }
+    out_of_bounds = counts_out_of_bounds(counts, days, config)
+    nonfinite = nonfinite_model_inputs(features)
+    flagged = int((~features["enough_readings"].astype(bool)).sum())
+    return dg.MaterializeResult(
+        metadata=stage_metadata(features, storage, FEATURES, days)
+        | {
+            "sensor_days": len(features),
+            "flagged_too_few_readings": flagged,
+            "nan_values_excluded": int(features["nan_values"].sum()),
+            "inf_values_excluded": int(features["inf_values"].sum()),
+            "sensors_per_day": dg.MetadataValue.json({d: counts[d] for d in days}),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="model_inputs_finite",
+                passed=not any(nonfinite.values()),
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"nonfinite": dg.MetadataValue.json(nonfinite)},
+            ),
+            dg.AssetCheckResult(
+                check_name="sensor_count_within_bounds",
+                passed=not out_of_bounds,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"{len(out_of_bounds)} of {len(days)} days outside the bounds",
+                metadata={"out_of_bounds": dg.MetadataValue.json(out_of_bounds)},
+            ),
+        ],
+    )
+
+
+class ProfileModelConfig(dg.Config):
+    seed: int = Field(default=0, description="k-means++ seed for a cold start (no previous).")
+    max_iter: int = Field(default=300, description="Lloyd iterations at most.")
+
+
+def distribution_plot(sizes: dict[str, int], title: str) -> dg.MetadataValue:
+    return bar_plot({f"profile {p}": n for p, n in sizes.items()}, title)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"scikit-learn", "json"},
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    deps=[FEATURES],
+    description="k-means (PROFILES_K profiles) on the standardised daily features of the run's "
+    "days, started from the previous model's centres; registered with its sha256 and made "
+    "current unless a profile came out empty.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_empty_cluster",
+            asset=MODEL,
+            blocking=True,
+            description="Every profile has sensor-days; else the model is rejected.",
+        )
+    ],
+)
+def sensor_profile_model(
+    context: dg.AssetExecutionContext,
+    config: ProfileModelConfig,
+    sensor_profiles: SensorProfilesSettings,
+    storage: PlatformStorage,
+    model_store: ModelStoreResource,
+) -> dg.MaterializeResult:
+    days = run_days(context)
+    features = read_days(storage, FEATURES, days)
+    registry = model_store.registry(MODEL_NAME)
+    champion = registry.champion()
+    previous = ProfileModel.from_files(registry.verify(champion)) if champion else None
+    try:
+        result = fit(
+            features, sensor_profiles.k, previous, seed=config.seed, max_iter=config.max_iter
+        )
+    except ValueError as exc:
+        raise dg.Failure(f"sensor_profile_model {days[0]}..{days[-1]}: {exc}") from exc
+    sizes = cluster_sizes(result.labels, sensor_profiles.k)
+    empty = [p for p, n in sizes.items() if n == 0]
+    model = result.model
+    warm_from = champion.version if model.warm_start else None
+    shift_max = float(np.nanmax(result.centre_shift)) if model.warm_start else None
+    metrics = {"inertia": model.inertia, "n_iter": model.n_iter, "trained_rows": len(result.labels)}
+    if shift_max is not None:
+        metrics["centre_shift_max"] = shift_max
+    mv = registry.register(
+        model.to_files(),
+        metrics=metrics,
+        params={"k": model.k, "features": list(MODEL_FEATURES), "days": [days[0], days[-1]]}
+        | {"warm_start_from": warm_from},
+        run_id=context.run_id,
+    )
+    if empty:
+        mv = registry.set_status(mv.version, Status.REJECTED, f"empty profiles {empty}")
+    else:
+        how = f"warm start from v{warm_from}" if warm_from else "cold start"
+        mv = registry.set_status(mv.version, Status.CHAMPION, f"continuous training ({how})")
+    context.log.info(f"{mv.label} {mv.status}: {sizes}")
+    return dg.MaterializeResult(
+        metadata=stage_metadata(model_rows(features), storage, MODEL, days)
+        | {
+            "dagster/uri": storage.uri(registry.file_key(mv.version, "model.json")),
+            "model_version": mv.version,
+            "status": str(mv.status),
+            "sha256": mv.files["model.json"],
+            "warm_start_from": warm_from if warm_from is not None else "none (cold start)",
+            "inertia": model.inertia,
+            "n_iter": model.n_iter,
+            "centre_shift": dg.MetadataValue.json(result.centre_shift if warm_from else []),
+            "centre_shift_max": shift_max if shift_max is not None else float("nan"),
+            "flagged_excluded": int(len(features) - len(result.labels)),
+            "centres": dg.MetadataValue.json(
+                {
+                    f"profile {i}": dict(zip(MODEL_FEATURES, c, strict=True))
+                    for i, c in enumerate(model.centres)
+                }
+            ),
+            "cluster_distribution": dg.MetadataValue.json(sizes),
+            "cluster_distribution_plot": distribution_plot(sizes, "sensor-days per profile"),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="no_empty_cluster",
+                passed=not empty,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"empty profiles: {empty}" if empty else "every profile has members",
+                metadata={"sizes": dg.MetadataValue.json(sizes)},
+            )
+        ],
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas", "parquet", "postgres"},
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    deps=[FEATURES, MODEL],
+    description="The current model's profile of every sensor-day (none when flagged), with the "
+    "model version and run id; also in PostgreSQL cluster_predictions when PROFILES_DSN is set.",
+)
+def sensor_profile_assignments(
+    context: dg.AssetExecutionContext,
+    sensor_profiles: SensorProfilesSettings,
+    storage: PlatformStorage,
+    model_store: ModelStoreResource,
+) -> dg.MaterializeResult:
+    days = run_days(context)
+    champion, files = model_store.champion_files(MODEL_NAME)
+    model = ProfileModel.from_files(files)
+    assigned_at = datetime.now(UTC).isoformat(timespec="seconds")
+    parts = []
+    for day in days:
+        part = assign(model, read_day(storage, FEATURES, day)).assign(
+            model_version=champion.version, run_id=context.run_id, assigned_at=assigned_at
+        )
+        storage.write_parquet(day_key(ASSIGNMENTS, day), part)
+        parts.append(part)
+    assignments = pd.concat(parts, ignore_index=True)
+    written = None
+    if sensor_profiles.dsn:
+        written = cluster_predictions.replace_days(
+            sensor_profiles.dsn,
+            assignments,
+            date.fromisoformat(days[0]),
+            date.fromisoformat(days[-1]),
+        )
+    sizes = cluster_sizes(assignments["profile"], model.k)
+    return dg.MaterializeResult(
+        metadata=stage_metadata(assignments, storage, ASSIGNMENTS, days)
+        | {
+            "model_version": champion.version,
+            "unassigned_flagged": int(assignments["profile"].isna().sum()),
+            "postgres_rows": written if written is not None else "PROFILES_DSN not set",
+            "cluster_distribution": dg.MetadataValue.json(sizes),
+            "cluster_distribution_plot": distribution_plot(sizes, "sensor-days per profile"),
+        }
+    )
+
+
+profile_assets = [
+    sensor_temperatures,
+    sensor_daily_features,
+    sensor_profile_model,
+    sensor_profile_assignments,
+]

@@ -1,0 +1,24 @@
+"""The sensor-profile part of the ``wine`` location (system E), merged into
+``wine_assets.definitions``; storage, IO manager and model store come from the shared ones."""
+
+import dagster as dg
+
+from wine_assets.profiles.assets import profile_assets
+from wine_assets.profiles.partitions import daily_partitions
+from wine_assets.profiles.resources import profiles_settings
+from wine_assets.profiles.sensor import build_drop_sensor
+
+profiles_job = dg.define_asset_job(
+    "sensor_profiles",
+    selection=dg.AssetSelection.assets(*profile_assets),
+    partitions_def=daily_partitions,
+    description="Temperatures → daily features → profile model → assignments for a day or a "
+    "range of days (one run per range).",
+)
+
+defs = dg.Definitions(
+    assets=profile_assets,
+    jobs=[profiles_job],
+    sensors=[build_drop_sensor(profiles_job)],
+    resources={"sensor_profiles": profiles_settings()},
+)
