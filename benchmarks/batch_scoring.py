@@ -30,10 +30,16 @@ def measure(rows: int, batch: int) -> dict:
     from platform_core.settings import data_dir
     from platform_core.storage import PlatformStorage
     from platform_core.tables import ParquetTableIOManager
-    from wine_assets.definitions import defs
     from wine_assets.features import FEATURES, read_uci
     from wine_assets.quality import model as wine_model
-    from wine_assets.quality.snapshot import MODEL_NAME, snapshot_partitions
+    from wine_assets.quality.snapshot import (
+        MODEL_NAME,
+        barrel_quality_predictions,
+        snapshot_key,
+        snapshot_partitions,
+        wine_sensor_snapshot,
+    )
+    from wine_assets.quality.training import wine_training_data
     from wine_assets.readings.resource import ReadingsStoreResource
     from wine_assets.readings.schema import Reading
     from wine_assets.readings.store import open_store
@@ -74,10 +80,10 @@ def measure(rows: int, batch: int) -> dict:
                         )
                     ]
                 )
+            key = snapshot_key(store.max_seq())
         seed_s = time.perf_counter() - t0
-        key = "bench"
         instance.add_dynamic_partitions(snapshot_partitions.name, [key])
-        assets = list(defs.assets)
+        assets = [wine_training_data, wine_sensor_snapshot, barrel_quality_predictions]
         dg.materialize(
             assets,
             selection=["wine_sensor_snapshot"],

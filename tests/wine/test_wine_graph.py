@@ -29,7 +29,9 @@ SNAPSHOT_ASSETS = dg.AssetSelection.assets("wine_sensor_snapshot", "barrel_quali
 
 
 def resources(storage: PlatformStorage, store_url: str) -> dict:
+    """The location's own resources, storage and readings store pointed at the test's."""
     return {
+        **defs.resources,
         "storage": storage,
         "io_manager": ParquetTableIOManager(storage=storage),
         "model_store": ModelStoreResource(storage=storage),

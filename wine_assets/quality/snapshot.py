@@ -9,6 +9,7 @@ change is never scored twice, nor skipped, however late a run starts.
 """
 
 from datetime import UTC, datetime
+from itertools import repeat
 
 import dagster as dg
 import numpy as np
@@ -177,10 +178,16 @@ def barrel_quality_predictions(
         # The store keeps one prediction per barrel: the newest reading's. A slower run of an
         # older window cannot replace it (the store refuses older reading_seq).
         store.write_predictions(
-            [
-                Prediction(b, float(q), champion.version, int(s), scored_at)
-                for b, q, s in zip(newest["barrel_id"], newest["q"], newest["seq"], strict=True)
-            ]
+            list(
+                map(
+                    Prediction,
+                    newest["barrel_id"].tolist(),
+                    newest["q"].astype("float64").tolist(),
+                    repeat(champion.version),
+                    newest["seq"].astype("int64").tolist(),
+                    repeat(scored_at),
+                )
+            )
         )
     out = pd.DataFrame(
         {

@@ -174,13 +174,14 @@ class SqliteReadingsStore(ReadingsStore):
 
     def write_predictions(self, preds: Sequence[Prediction]) -> int:
         preds = validate_predictions(preds)
-        written = 0
         with self._write() as conn:
-            for p in preds:
-                cursor = conn.execute(
-                    "UPDATE readings SET predicted_quality = ?, model_version = ?, "
-                    "reading_seq = ?, scored_at = ? "
-                    "WHERE barrel_id = ? AND (reading_seq IS NULL OR reading_seq <= ?)",
+            before = conn.total_changes
+            # One statement for the batch (a 1M-row batch spends its time here otherwise).
+            conn.executemany(
+                "UPDATE readings SET predicted_quality = ?, model_version = ?, "
+                "reading_seq = ?, scored_at = ? "
+                "WHERE barrel_id = ? AND (reading_seq IS NULL OR reading_seq <= ?)",
+                (
                     (
                         float(p.predicted_quality),
                         p.model_version,
@@ -188,15 +189,33 @@ class SqliteReadingsStore(ReadingsStore):
                         p.scored_at,
                         p.barrel_id,
                         p.reading_seq,
-                    ),
-                )
-                if cursor.rowcount:
-                    written += 1
-                elif not conn.execute(
-                    "SELECT 1 FROM readings WHERE barrel_id = ?", (p.barrel_id,)
-                ).fetchone():
-                    raise KeyError(f"no reading for barrel {p.barrel_id!r}; nothing written")
+                    )
+                    for p in preds
+                ),
+            )
+            written = conn.total_changes - before
+            if written < len(preds):
+                # Fewer rows than predictions: newer scores kept, or barrels that do not exist
+                # (then the transaction rolls back and nothing is written).
+                missing = self._unknown_barrels(conn, {p.barrel_id for p in preds})
+                if missing:
+                    raise KeyError(f"no reading for barrels {missing[:20]}; nothing written")
         return written
+
+    @staticmethod
+    def _unknown_barrels(conn: sqlite3.Connection, barrel_ids: set[str]) -> list[str]:
+        ids = sorted(barrel_ids)
+        known: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                row[0]
+                for row in conn.execute(
+                    f"SELECT barrel_id FROM readings WHERE barrel_id IN ({marks})", chunk
+                )
+            )
+        return [b for b in ids if b not in known]
 
     def get_prediction(self, barrel_id: str) -> Prediction | None:
         rows = self._query(
