@@ -289,7 +289,7 @@ def sensor_profile_model(
         metrics=metrics,
         params={"k": model.k, "features": list(MODEL_FEATURES), "days": [days[0], days[-1]]}
         | {"warm_start_from": warm_from},
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
     if empty:
         mv = registry.set_status(mv.version, Status.REJECTED, f"empty profiles {empty}")
@@ -353,7 +353,7 @@ def sensor_profile_assignments(
     parts = []
     for day in days:
         part = assign(model, read_day(storage, FEATURES, day)).assign(
-            model_version=champion.version, run_id=context.run_id, assigned_at=assigned_at
+            model_version=champion.version, run_id=context.run.run_id, assigned_at=assigned_at
         )
         storage.write_parquet(day_key(ASSIGNMENTS, day), part)
         parts.append(part)

@@ -1,0 +1,43 @@
+"""Shared helpers of the sensor-profile tests: resources on a temporary storage, range runs."""
+
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from platform_core.model_store import ModelStoreResource
+from platform_core.storage import PlatformStorage
+from platform_core.tables import ParquetTableIOManager
+from wine_assets.profiles.assets import profile_assets
+from wine_assets.profiles.resources import SensorProfilesSettings
+
+
+def profile_resources(
+    storage: PlatformStorage, drop_dir: Path, dsn: str | None = None, k: int = 4
+) -> dict:
+    return {
+        "storage": storage,
+        "io_manager": ParquetTableIOManager(storage=storage),
+        "model_store": ModelStoreResource(storage=storage),
+        "sensor_profiles": SensorProfilesSettings(drop_dir=str(drop_dir), dsn=dsn, k=k),
+    }
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+
+def materialize_days(
+    resources: dict, instance: dg.DagsterInstance, first: str, last: str, **kwargs
+) -> dg.ExecuteInProcessResult:
+    """All four profile assets over ``first``..``last`` in one run (a single-run backfill)."""
+    return dg.materialize(
+        profile_assets,
+        resources=resources,
+        instance=instance,
+        tags=range_tags(first, last),
+        **kwargs,
+    )
