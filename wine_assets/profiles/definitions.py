@@ -4,14 +4,12 @@
 import dagster as dg
 
 from wine_assets.profiles.assets import profile_assets
-from wine_assets.profiles.partitions import daily_partitions
 from wine_assets.profiles.resources import profiles_settings
 from wine_assets.profiles.sensor import build_drop_sensor
 
 profiles_job = dg.define_asset_job(
     "sensor_profiles",
     selection=dg.AssetSelection.assets(*profile_assets),
-    partitions_def=daily_partitions,
     description="Temperatures → daily features → profile model → assignments for a day or a "
     "range of days (one run per range).",
 )
