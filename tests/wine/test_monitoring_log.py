@@ -139,6 +139,8 @@ def test_both_backends_keep_the_same_rows_positions_and_windows(backend, tmp_pat
         assert (new.count, new.max_position) == (2, log.max_position())
         assert new.oldest == t0 + timedelta(minutes=59) and new.newest == t0 + timedelta(hours=1)
         window = log.window(t0, t0 + timedelta(hours=1))
+        assert log.hours_since(0, log.max_position()) == [t0, t0 + timedelta(hours=1)]
+        assert log.hours_since(2, log.max_position()) == [t0 + timedelta(hours=1)]
     assert list(window["request_id"]) == ["a", "a"] and list(window["ph"]) == [WINE["ph"], 3.0]
     assert window["logged_at"].iloc[1] == t0 + timedelta(minutes=59)
     assert window["good"].dtype == bool and set(window["model_version"]) == {3}

@@ -6,7 +6,7 @@ from there. ``monitoring_resources()`` are the resources this part adds.
 
 import dagster as dg
 
-from wine_assets.monitoring.assets import drift_partitions, wine_drift_report
+from wine_assets.monitoring.assets import wine_drift_report
 from wine_assets.monitoring.checks import drift_checks
 from wine_assets.monitoring.resources import drift_sensor_settings, prediction_log_resource
 from wine_assets.monitoring.sensor import build_drift_sensor
@@ -15,7 +15,6 @@ from wine_assets.monitoring.thresholds import drift_thresholds
 drift_job = dg.define_asset_job(
     "wine_drift_report_job",
     selection=dg.AssetSelection.assets(wine_drift_report),
-    partitions_def=drift_partitions,
     description="Compare one hour of logged predictions with the training data (Eurybia).",
 )
 

@@ -127,6 +127,18 @@ class PredictionLog(ABC):
         )[0]
         return NewRows(int(n), int(top), _as_datetime(oldest), _as_datetime(newest))
 
+    def hours_since(self, position: int, upto: int) -> list[datetime]:
+        """The UTC hours holding rows in ``(position, upto]``: the report windows to refresh."""
+        rows = self._query(
+            f"SELECT DISTINCT {self._hour_expr} FROM {TABLE} "
+            "WHERE position > ? AND position <= ? ORDER BY 1",
+            [position, upto],
+        )
+        return [_as_hour(value) for (value,) in rows]
+
+    #: SQL truncating ``logged_at`` to its UTC hour (backend-specific).
+    _hour_expr = ""
+
     def window(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Every row logged in ``[start, end)``, ordered by position."""
         rows = self._query(
@@ -151,6 +163,13 @@ class PredictionLog(ABC):
         self.close()
 
 
+def _as_hour(value: object) -> datetime:
+    """An hour from either backend: a naive UTC timestamp or ``YYYY-MM-DDTHH`` text."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC)
+    return datetime.strptime(str(value), "%Y-%m-%dT%H").replace(tzinfo=UTC)
+
+
 def _as_datetime(value: object) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
@@ -172,6 +191,8 @@ _SQLITE_DDL = (
 
 class SqlitePredictionLog(PredictionLog):
     """Embedded default: one file, WAL so the sensor reads while the service writes."""
+
+    _hour_expr = "substr(logged_at, 1, 13)"  # fixed-width UTC text (see _iso)
 
     def __init__(self, path: str) -> None:
         if path != ":memory:":
@@ -223,6 +244,8 @@ _PG_DDL = (
 
 class PostgresPredictionLog(PredictionLog):
     """Production backend. One connection, reopened after a failure (server restart)."""
+
+    _hour_expr = "date_trunc('hour', logged_at AT TIME ZONE 'UTC')"
 
     def __init__(self, dsn: str, connect_timeout_s: int = 5) -> None:
         self._dsn = dsn

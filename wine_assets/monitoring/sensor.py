@@ -3,7 +3,8 @@
 Its cursor is the highest log position it has acted on, never a clock. A tick requests a
 report when at least ``min_rows`` rows are new, or when the oldest new row has waited
 ``max_wait_s`` (a quiet hour still gets its report). One run per hourly window that holds new
-rows, run key ``<window>@<position>``: a replayed tick is dropped by Dagster, a window that
+rows (only those: a backlog spanning days requests the hours that hold rows), run key
+``<window>@<position>``: a replayed tick is dropped by Dagster, a window that
 receives more rows later is reported again.
 """
 
@@ -18,8 +19,6 @@ from wine_assets.monitoring.resources import DriftSensorSettings
 from wine_assets.quality.snapshot import MODEL_NAME
 
 SENSOR_TAGS = {"platform/trigger": "sensor"}
-#: Windows requested per tick at most (a backlog after downtime is caught up over ticks).
-MAX_WINDOWS_PER_TICK = 48
 
 
 def build_drift_sensor(job) -> dg.SensorDefinition:
@@ -51,12 +50,14 @@ def build_drift_sensor(job) -> dg.SensorDefinition:
             )
         if model_store.registry(MODEL_NAME).champion() is None:
             return dg.SkipReason(f"{MODEL_NAME} has no champion: the rows wait (cursor kept)")
-        keys = drift_partitions.get_partition_keys_in_range(
-            dg.PartitionKeyRange(
-                drift_partitions.get_partition_key_for_timestamp(new.oldest.timestamp()),
-                drift_partitions.get_partition_key_for_timestamp(new.newest.timestamp()),
-            )
-        )[-MAX_WINDOWS_PER_TICK:]
+        with prediction_log.open() as log:
+            hours = log.hours_since(cursor, new.max_position)
+        first = drift_partitions.start.timestamp()
+        keys = [
+            drift_partitions.get_partition_key_for_timestamp(hour.timestamp())
+            for hour in hours
+            if hour.timestamp() >= first  # rows older than the partitions are not reported
+        ]
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
