@@ -128,6 +128,8 @@ def test_workspace_points_at_the_code_servers_and_their_modules():
         module = option(argv, "-m", "--module-name")
         assert module == f"{location}_assets.definitions"
         assert importlib.util.find_spec(module) is not None
+        # named: a module may hold more than one Definitions object (merged parts)
+        assert option(argv, "-a", "--attribute") == "defs"
     for name in ("webserver", "daemon"):
         assert (
             option(command(name), "-w", "--workspace") == "/opt/dagster/dagster_home/workspace.yaml"
