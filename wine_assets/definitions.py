@@ -5,8 +5,8 @@ import dagster as dg
 from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
 from platform_core.settings import default_readings_store_url, setting
-from wine_assets.monitoring.definitions import defs as monitoring_defs
-from wine_assets.profiles.definitions import defs as profiles_defs
+from wine_assets.monitoring import definitions as monitoring
+from wine_assets.profiles import definitions as profiles
 from wine_assets.quality.assets import candidate_promotion, wine_quality_model_candidate
 from wine_assets.quality.sensor import build_readings_sensor
 from wine_assets.quality.snapshot import (
@@ -30,23 +30,29 @@ retrain_job = dg.define_asset_job(
     description="Reload the training data, retrain, and run the registry's promotion check.",
 )
 
-core_defs = dg.Definitions(
-    assets=[
-        wine_training_data,
-        wine_quality_model_candidate,
-        wine_sensor_snapshot,
-        barrel_quality_predictions,
-    ],
-    asset_checks=[*training_checks, candidate_promotion],
-    jobs=[snapshot_job, retrain_job, approval_job(MODEL_NAME)],
-    sensors=[build_readings_sensor(snapshot_job)],
-    resources={
-        **shared_resources(),
-        "readings_store": ReadingsStoreResource(
-            url=setting("WINE_READINGS_STORE", default_readings_store_url())
-        ),
-    },
-    # Sensor-triggered runs are small: one process, no per-step subprocess start-up.
-    executor=dg.in_process_executor,
-)
-defs = dg.Definitions.merge(core_defs, monitoring_defs, profiles_defs)
+
+def quality_definitions() -> dg.Definitions:
+    """Readings → snapshots → quality predictions, and the model they use."""
+    return dg.Definitions(
+        assets=[
+            wine_training_data,
+            wine_quality_model_candidate,
+            wine_sensor_snapshot,
+            barrel_quality_predictions,
+        ],
+        asset_checks=[*training_checks, candidate_promotion],
+        jobs=[snapshot_job, retrain_job, approval_job(MODEL_NAME)],
+        sensors=[build_readings_sensor(snapshot_job)],
+        resources={
+            **shared_resources(),
+            "readings_store": ReadingsStoreResource(
+                url=setting("WINE_READINGS_STORE", default_readings_store_url())
+            ),
+        },
+        # Sensor-triggered runs are small: one process, no per-step subprocess start-up.
+        executor=dg.in_process_executor,
+    )
+
+
+# One Definitions object at module scope (Dagster's loader refuses several).
+defs = dg.Definitions.merge(quality_definitions(), monitoring.defs, profiles.defs)

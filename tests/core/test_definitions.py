@@ -1,11 +1,15 @@
 """What the README promises about both code locations' defaults in `dagster dev`."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 
 from beer_assets.definitions import defs as beer
+from platform_core.settings import init_dagster_home
+from tests.conftest import REPO_ROOT
 from wine_assets.definitions import defs as wine
 
 
@@ -47,3 +51,19 @@ def test_loading_a_code_location_leaves_heavy_libraries_for_the_steps_that_use_t
             [sys.executable, "-c", probe], capture_output=True, text=True, check=True
         ).stdout
         assert out.strip() == "[]", f"{module} imports {out.strip()} at load time"
+
+
+def test_the_workspace_loads_as_dagster_dev_loads_it(tmp_path):
+    """Dagster's module loader (not a plain import) over workspace.yaml: it refuses, for
+    instance, a module holding more than one Definitions object."""
+    home = init_dagster_home(tmp_path / "home")
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate"]
+        + ["-w", str(REPO_ROOT / "workspace.yaml")],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "All code locations passed validation" in proc.stderr + proc.stdout
