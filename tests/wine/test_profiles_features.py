@@ -105,3 +105,15 @@ def test_a_missing_column_fails_naming_the_file(tmp_path):
     path = write(tmp_path, "sensor_id,time,temperature\n7,2023-02-15 00,21\n")
     with pytest.raises(DropFileError, match="drop.csv: cannot read columns"):
         read_drop_file(path)
+
+
+@pytest.mark.parametrize("typed", [True, False])
+def test_parquet_drops_are_read_for_the_asked_days_only(tmp_path, typed):
+    frame = pd.concat([hourly(5, [1.0] * 30), hourly(6, [2.0] * 30)], ignore_index=True)
+    if not typed:  # system E's text hours, as some exporters write them
+        frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%d %H")
+    path = tmp_path / "drop.parquet"
+    frame.to_parquet(path, index=False)
+    day2 = read_drop_file(path, pd.Timestamp("2023-02-16"), pd.Timestamp("2023-02-17"))
+    assert len(day2) == 12 and (day2["timestamp"] >= pd.Timestamp("2023-02-16")).all()
+    assert file_days(path) == ["2023-02-15", "2023-02-16"]

@@ -56,10 +56,28 @@ def list_drop_files(drop_dir: str | Path) -> list[DropFile]:
     return found
 
 
-def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+def _time_filters(path: Path, start: datetime | None, end: datetime | None) -> list | None:
+    """Parquet predicates on a timestamp-typed column: row groups (and whole files) outside
+    ``[start, end)`` are skipped unread, so a one-day run does not parse every file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if start is None and end is None:
+        return None
+    field = pq.read_schema(path).field("timestamp") if path.name.endswith(".parquet") else None
+    if field is None or not pa.types.is_timestamp(field.type) or field.type.tz is not None:
+        return None
+    bounds = [(">=", start), ("<", end)]
+    return [("timestamp", op, pd.Timestamp(v)) for op, v in bounds if v is not None]
+
+
+def _read_columns(
+    path: Path, columns: list[str], start: datetime | None = None, end: datetime | None = None
+) -> pd.DataFrame:
     try:
         if path.name.endswith(".parquet"):
-            frame = pd.read_parquet(path, columns=columns)
+            filters = _time_filters(path, start, end)
+            frame = pd.read_parquet(path, columns=columns, filters=filters)
         else:
             frame = pd.read_csv(path, usecols=columns, engine="pyarrow")
     except (ValueError, KeyError) as exc:  # missing columns, unparseable file
@@ -124,7 +142,7 @@ def read_drop_file(
     path: Path, start: datetime | None = None, end: datetime | None = None
 ) -> pd.DataFrame:
     """The file's readings with ``start <= timestamp < end`` (naive UTC bounds), typed."""
-    raw = _read_columns(path, list(COLUMNS))
+    raw = _read_columns(path, list(COLUMNS), start, end)
     ts = parse_timestamps(raw["timestamp"], path.name)
     keep = np.ones(len(raw), dtype=bool)
     if start is not None:

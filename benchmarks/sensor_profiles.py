@@ -1,0 +1,248 @@
+"""Sensor-profile backfill throughput: the four daily assets in one run vs bare pandas.
+
+Generates ``--sensors`` × ``--days`` hourly readings (one file per day, system E's layout;
+``--noise`` plants system E's NaN/inf and drops a tenth of the sensors) or reads the files of
+``--drop-dir`` (e.g. ``$PLATFORM_DATA_DIR/mock_ml_pipeline``, system E's own). Then, each in a
+fresh process on the same files and fresh storage:
+
+- ``wall_s``: one single-run backfill of every day through Dagster (``materialize`` of
+  sensor_temperatures → sensor_daily_features → sensor_profile_model → sensor_profile_assignments
+  over the whole range, checks included): read, validate, per-day parquet, features, k-means,
+  assignments;
+- ``bare_wall_s``: the same work written as a plain pandas + scikit-learn script (read, split
+  by day, write per-day parquet, groupby features, standardise, k-means, assign, write).
+
+``rows_per_s`` / ``bare_rows_per_s`` is the ratio (goal ≥ 0.7 at 10 000 × 90);
+``peak_rss_mb`` is the Dagster process's peak resident memory (goal ≤ 4000).
+
+    python benchmarks/sensor_profiles.py --json FILE [--sensors S --days D] [--drop-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from figures import emit, timed
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def day_range(drop_dir: Path) -> tuple[str, str]:
+    from wine_assets.profiles.drop import file_days, list_drop_files
+
+    days = sorted({d for f in list_drop_files(drop_dir) for d in file_days(f.path)})
+    return days[0], days[-1]
+
+
+def run_dagster(drop_dir: Path, root: Path, first: str, last: str, k: int) -> dict:
+    """One single-run backfill of the four assets over ``first``..``last``."""
+    import dagster as dg
+    import sklearn.cluster  # noqa: F401  (both sides pay the import before the clock starts)
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    from platform_core.model_store import ModelStoreResource
+    from platform_core.storage import PlatformStorage
+    from platform_core.tables import ParquetTableIOManager
+    from wine_assets.profiles.assets import profile_assets
+    from wine_assets.profiles.resources import SensorProfilesSettings
+
+    storage = PlatformStorage.local(str(root / "storage"))
+    resources = {
+        "storage": storage,
+        "io_manager": ParquetTableIOManager(storage=storage),
+        "model_store": ModelStoreResource(storage=storage),
+        "sensor_profiles": SensorProfilesSettings(drop_dir=str(drop_dir), k=k),
+    }
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    (root / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(root / "home")) as instance:
+        result, wall = timed(
+            dg.materialize,
+            profile_assets,
+            resources=resources,
+            instance=instance,
+            tags=tags,
+            raise_on_error=True,
+        )
+        meta = result.asset_materializations_for_node("sensor_temperatures")[0].metadata
+        model = result.asset_materializations_for_node("sensor_profile_model")[0].metadata
+        runs = len(instance.get_runs())
+    return {
+        "wall_s": wall,
+        "rows": meta["dagster/row_count"].value,
+        "runs": runs,
+        "cluster_distribution": model["cluster_distribution"].value,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_bare(drop_dir: Path, root: Path, first: str, last: str, k: int) -> dict:
+    """The same work as a plain script: no Dagster, no platform code."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.cluster import KMeans
+
+    def work() -> int:
+        out = root / "bare"
+        frames = []
+        for path in sorted(drop_dir.iterdir()):
+            if path.suffix == ".parquet":
+                frame = pd.read_parquet(path)
+            elif path.suffix == ".csv":
+                frame = pd.read_csv(path, engine="pyarrow")
+                frame["timestamp"] = pd.to_datetime(frame["timestamp"], format="%Y-%m-%d %H")
+            else:
+                continue
+            frames.append(frame)
+        temps = pd.concat(frames, ignore_index=True)
+        del frames
+        temps["temperature"] = temps["temperature"].astype("float64")
+        start, end = pd.Timestamp(first), pd.Timestamp(last) + pd.Timedelta(days=1)
+        temps = temps[(temps["timestamp"] >= start) & (temps["timestamp"] < end)]
+        day = temps["timestamp"].dt.floor("D")
+        feature_parts = []
+        for d, part in temps.groupby(day, sort=True):
+            name = d.strftime("%Y-%m-%d")
+            (out / "temps").mkdir(parents=True, exist_ok=True)
+            part.to_parquet(out / "temps" / f"{name}.parquet", index=False)
+            t = part["temperature"].to_numpy()
+            finite = np.isfinite(t)
+            g = pd.DataFrame(
+                {
+                    "sensor_id": part["sensor_id"].to_numpy(),
+                    "v": np.where(finite, t, np.nan),
+                    "nan": np.isnan(t),
+                    "inf": np.isinf(t),
+                }
+            ).groupby("sensor_id")
+            f = g["v"].agg(["count", "mean", "std", "min", "max"])
+            f["nan_values"], f["inf_values"] = g["nan"].sum(), g["inf"].sum()
+            f["share_missing"] = np.clip(24 - f["count"], 0, None) / 24
+            f["enough"] = f["count"] >= 18
+            f = f.reset_index().assign(day=name)
+            (out / "features").mkdir(parents=True, exist_ok=True)
+            f.to_parquet(out / "features" / f"{name}.parquet", index=False)
+            feature_parts.append(f)
+        features = pd.concat(feature_parts, ignore_index=True)
+        used = features[features["enough"]]
+        x = used[["mean", "std", "min", "max"]].to_numpy()
+        mean, std = x.mean(axis=0), x.std(axis=0)
+        km = KMeans(n_clusters=k, init="k-means++", n_init=10, random_state=0)
+        km.fit((x - mean) / std)
+        labels = pd.array(np.full(len(features), pd.NA), dtype="Int64")
+        labels[features["enough"].to_numpy()] = km.predict((x - mean) / std)
+        features["profile"] = labels
+        (out / "assignments").mkdir(parents=True, exist_ok=True)
+        for name, part in features.groupby("day"):
+            part[["sensor_id", "day", "profile"]].to_parquet(
+                out / "assignments" / f"{name}.parquet", index=False
+            )
+        return len(temps)
+
+    rows, wall = timed(work)
+    return {"wall_s": wall, "rows": rows, "peak_rss_mb": peak_rss_mb()}
+
+
+def in_fresh_process(mode: str, drop_dir: Path, first: str, last: str, k: int) -> dict:
+    """Run one side in its own interpreter, so each peak RSS is its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "figures.json"
+        cmd = [sys.executable, __file__, "--worker", mode, "--drop-dir", str(drop_dir)]
+        cmd += ["--first", first, "--last", last, "--k", str(k), "--work-dir", tmp]
+        cmd += ["--json", str(out)]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{mode} worker failed:\n{proc.stderr[-4000:]}")
+        return json.loads(out.read_text())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--sensors", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    parser.add_argument("--noise", action="store_true", help="system E's noise mode")
+    parser.add_argument("--drop-dir", type=Path, help="use these files instead of generating")
+    parser.add_argument("--worker", choices=["dagster", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--first", help=argparse.SUPPRESS)
+    parser.add_argument("--last", help=argparse.SUPPRESS)
+    parser.add_argument("--work-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        run = run_dagster if args.worker == "dagster" else run_bare
+        figures = run(args.drop_dir, args.work_dir, args.first, args.last, args.k)
+        args.json.write_text(json.dumps(figures))
+        return 0
+
+    with tempfile.TemporaryDirectory() as tmp:
+        figures: dict = {}
+        if args.drop_dir:
+            drop_dir = args.drop_dir
+            figures["source"] = str(drop_dir)
+        else:
+            from wine_assets.profiles.generate import write_days
+
+            drop_dir = Path(tmp) / "drop"
+            gen, gen_s = timed(
+                write_days,
+                drop_dir,
+                args.sensors,
+                args.days,
+                noise=args.noise,
+                fmt=args.format,
+            )
+            figures |= {
+                "source": f"generated {args.format}, one file per day",
+                "sensors": args.sensors,
+                "days": args.days,
+                "noise": args.noise,
+                "generate_s": round(gen_s, 1),
+            }
+        first, last = day_range(drop_dir)
+        bare = in_fresh_process("bare", drop_dir, first, last, args.k)
+        dag = in_fresh_process("dagster", drop_dir, first, last, args.k)
+    if bare["rows"] != dag["rows"]:
+        raise RuntimeError(f"bare read {bare['rows']} rows, Dagster {dag['rows']}")
+    rows = dag["rows"]
+    ratio = bare["wall_s"] / dag["wall_s"]
+    figures |= {
+        "first_day": first,
+        "last_day": last,
+        "rows": rows,
+        "runs": dag["runs"],
+        "wall_s": round(dag["wall_s"], 2),
+        "rows_per_s": round(rows / dag["wall_s"], 1),
+        "peak_rss_mb": dag["peak_rss_mb"],
+        "bare_wall_s": round(bare["wall_s"], 2),
+        "bare_rows_per_s": round(rows / bare["wall_s"], 1),
+        "bare_peak_rss_mb": bare["peak_rss_mb"],
+        "ratio": round(ratio, 3),
+        "cluster_distribution": dag["cluster_distribution"],
+        "cpu_count": os.cpu_count(),
+        "goal": "ratio >= 0.7 and peak_rss_mb <= 4000 at 10 000 x 90; "
+        "system E's files: wall_s <= 20",
+        "goal_met": ratio >= 0.7 and dag["peak_rss_mb"] <= 4000,
+    }
+    emit(figures, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
