@@ -1,15 +1,29 @@
 """The production topology on real processes: GraphQL launches, sensors, crashes, restarts.
 
-One topology (tests/topology/conftest.py) serves every scenario, in file order.
+One topology (tests/topology/conftest.py) serves every scenario, in file order: the wine
+scenarios build on the champion and barrels of the one before.
 """
 
+import io
+import threading
+import time
+
+import numpy as np
+import pandas as pd
 import pytest
+
+from tests.topology.conftest import ARTIFACTS, TERMINAL, Topology, wait_for
+from wine_assets.readings.simulator import seed_store, tick
+from wine_assets.readings.store import open_store
 
 pytestmark = [pytest.mark.topology, pytest.mark.slow]
 
 #: Training is not what these tests are about: one CV repeat.
 BEER_FAST = {"ops": {"ibu_model_candidate": {"config": {"cv_repeats": 1}}}}
 WINE_FAST = {"ops": {"wine_quality_model_candidate": {"config": {"cv_repeats": 1}}}}
+BARRELS = 12
+ACTIVE = "('QUEUED', 'NOT_STARTED', 'STARTING', 'STARTED', 'CANCELING')"
+PREDICTIONS = "platform/tables/barrel_quality_predictions/"
 
 
 def test_beer_graph_launched_through_graphql_lands_in_s3_and_postgres(topology):
@@ -19,5 +33,165 @@ def test_beer_graph_launched_through_graphql_lands_in_s3_and_postgres(topology):
     assert "platform/tables/beers_clean.parquet" in keys, keys[:20]
     assert any(k.startswith("platform/raw/punkapi/") for k in keys)
     assert topology.sql("SELECT status FROM runs WHERE run_id = %s", run_id) == [("SUCCESS",)]
+    materialized = topology.sql(
+        "SELECT DISTINCT asset_key FROM event_logs WHERE run_id = %s "
+        "AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+        run_id,
+    )
+    assert {k for (k,) in materialized} >= {'["beers_clean"]', '["ibu_predictions"]'}
     logs = topology.s3_keys(topology.env["DAGSTER_COMPUTE_LOGS_BUCKET"])
     assert any(run_id in k for k in logs), logs[:10]
+
+
+def settled(topology: Topology) -> bool:
+    """Every barrel's newest reading has its prediction and no run is queued or running."""
+    with open_store(topology.readings_url) as store:
+        current = {r.barrel_id: r.seq for r in store.all()}
+        scored = {p.barrel_id: p.reading_seq for p in store.predictions()}
+    (active,) = topology.sql(f"SELECT count(*) FROM runs WHERE status IN {ACTIVE}")[0]
+    return bool(current) and scored == current and active == 0
+
+
+def scored_readings(topology: Topology) -> list[tuple[str, int]]:
+    """(barrel, reading seq) of every row of every barrel_quality_predictions partition."""
+    s3 = topology.s3()
+    rows: list[tuple[str, int]] = []
+    for key in topology.s3_keys(topology.bucket, PREDICTIONS):
+        body = s3.get_object(Bucket=topology.bucket, Key=key)["Body"].read()
+        frame = pd.read_parquet(io.BytesIO(body))
+        rows += zip(frame["barrel_id"], frame["reading_seq"].astype(int), strict=True)
+    return rows
+
+
+def written_readings(topology: Topology) -> set[tuple[str, int]]:
+    with open_store(topology.readings_url) as store:
+        return {(r.barrel_id, r.seq) for r in store.history(0, store.max_seq())}
+
+
+def sensor_runs(topology: Topology) -> list[tuple[str, str, str]]:
+    """(run id, run key, status) of every run the readings sensor requested."""
+    return topology.sql(
+        "SELECT r.run_id, k.value, r.status FROM runs r "
+        "JOIN run_tags s ON s.run_id = r.run_id AND s.key = 'dagster/sensor_name' "
+        "AND s.value = 'barrel_readings_sensor' "
+        "JOIN run_tags k ON k.run_id = r.run_id AND k.key = 'dagster/run_key'"
+    )
+
+
+def test_readings_written_to_dynamodb_are_scored_by_the_sensors_runs(topology, data_dir):
+    run_id = topology.launch("wine", "wine_retrain", WINE_FAST)
+    # Seeded while the model trains: the sensor waits (cursor kept) for a champion.
+    with open_store(topology.readings_url) as store:
+        store.create()
+        seed_store(store, BARRELS, np.random.default_rng(7), "both", data_dir=data_dir)
+    assert topology.wait_run(run_id, timeout_s=240) == "SUCCESS"
+    wait_for(lambda: settled(topology), 120, "the sensor's runs to score every barrel")
+    runs = sensor_runs(topology)
+    assert runs and {status for _, _, status in runs} == {"SUCCESS"}
+    scored = scored_readings(topology)
+    assert sorted(scored) == sorted(written_readings(topology))
+    with open_store(topology.readings_url) as store:
+        assert {p.model_version for p in store.predictions()} == {1}
+        assert len(store.predictions()) == BARRELS
+
+
+def test_daemon_killed_while_readings_change_scores_every_change_exactly_once(topology):
+    stop = threading.Event()
+    written: list[int] = []
+
+    def keep_changing() -> None:
+        rng = np.random.default_rng(11)
+        with open_store(topology.readings_url) as store:
+            while not stop.is_set():
+                written.extend(tick(store, rng, barrels_per_tick=3))
+                stop.wait(0.3)
+
+    writer = threading.Thread(target=keep_changing, daemon=True)
+    writer.start()
+    try:
+        # Kill once the sensor is busy with the new readings (a run requested after them).
+        before = {key for _, key, _ in sensor_runs(topology)}
+        wait_for(lambda: {k for _, k, _ in sensor_runs(topology)} - before, 60, "a sensor run")
+        topology.services["daemon"].kill()
+        killed_at = len(written)
+        time.sleep(4)  # changes keep arriving while no daemon runs
+        assert len(written) > killed_at
+        topology.start_daemon()
+        time.sleep(3)
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    wait_for(lambda: settled(topology), 180, "the restarted daemon to catch up")
+    scored = scored_readings(topology)
+    assert len(scored) == len(set(scored)), "a reading was scored twice"
+    assert set(scored) == written_readings(topology), "a reading was never scored"
+    keys = [key for _, key, _ in sensor_runs(topology)]
+    assert len(keys) == len(set(keys)), "a run key was launched twice"
+    assert all(status == "SUCCESS" for _, _, status in sensor_runs(topology))
+
+
+def test_postgres_restart_during_a_run_fails_or_retries_visibly_nothing_twice(topology):
+    run_id = topology.launch("beer", "punkapi_full_crawl", BEER_FAST)
+    wait_for(
+        lambda: topology.sql("SELECT status FROM runs WHERE run_id = %s", run_id) == [("STARTED",)],
+        120,
+        "the run to start",
+    )
+    time.sleep(3)  # inside a step
+    worker_log = ARTIFACTS / "code-beer.log"  # the run worker is the code server's child
+    logged_before = worker_log.stat().st_size
+    topology.postgres.stop()
+    time.sleep(2)  # writes fail while the database is down
+    topology.postgres.start()
+
+    final = wait_for(lambda: finished_family(topology, run_id), 240, "the run and its retries")
+    statuses = dict(final)
+    if statuses[run_id] == "FAILURE":  # visibly: the failure is in the run's events
+        (failures,) = topology.sql(
+            "SELECT count(*) FROM event_logs WHERE run_id = %s "
+            "AND dagster_event_type IN ('RUN_FAILURE', 'STEP_FAILURE', 'ENGINE_EVENT') "
+            "AND event LIKE %s",
+            run_id,
+            "%fail%",
+        )[0]
+        assert failures >= 1
+    else:  # the worker rode out the outage by retrying its writes, and said so
+        with open(worker_log, "rb") as log:
+            log.seek(logged_before)
+            assert b"Retrying failed database connection" in log.read()
+    for rid in statuses:
+        twice = topology.sql(
+            "SELECT dagster_event_type, step_key, asset_key, partition, count(*) "
+            "FROM event_logs WHERE run_id = %s AND dagster_event_type IN "
+            "('ASSET_MATERIALIZATION', 'STEP_SUCCESS', 'RUN_START', 'RUN_SUCCESS', "
+            "'RUN_FAILURE') GROUP BY 1, 2, 3, 4 HAVING count(*) > 1",
+            rid,
+        )
+        assert twice == [], f"recorded twice in {rid}: {twice}"
+    (rows,) = topology.sql("SELECT count(*) FROM runs WHERE run_id = %s", run_id)[0]
+    assert rows == 1
+    # however it went, the platform is usable again: the last attempt or a new run succeeds
+    if final[-1][1] != "SUCCESS":
+        assert topology.wait_run(topology.launch("beer", "punkapi_full_crawl", BEER_FAST)) == (
+            "SUCCESS"
+        )
+
+
+def finished_family(topology: Topology, run_id: str) -> list[tuple[str, str]] | None:
+    """The run and the retries the daemon launched for it (oldest first) once all finished
+    and no further retry appeared within a few seconds; None while not."""
+
+    def family() -> list[tuple[str, str]]:
+        return topology.sql(
+            "SELECT run_id, status FROM runs WHERE run_id = %s OR run_id IN "
+            "(SELECT run_id FROM run_tags WHERE key = 'dagster/root_run_id' AND value = %s) "
+            "ORDER BY id",
+            run_id,
+            run_id,
+        )
+
+    first = family()
+    if not all(status in TERMINAL for _, status in first):
+        return None
+    time.sleep(5)  # the daemon's retry (if any) is queued within a few seconds
+    return first if family() == first else None
