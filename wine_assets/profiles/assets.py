@@ -63,16 +63,18 @@ def stage_metadata(frame: pd.DataFrame, storage: PlatformStorage, asset: dg.Asse
     }
 
 
-def split_by_day(frame: pd.DataFrame, days: list[str]) -> dict[str, pd.DataFrame]:
-    """Rows of each day (days without rows get an empty frame), one sort for all days."""
+def split_by_day(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The rows of each day present in ``frame`` (one sort, none for a one-day file)."""
     day_of_row = frame["timestamp"].to_numpy().astype("datetime64[D]")
+    first, last = day_of_row.min(), day_of_row.max()
+    if first == last:
+        return {str(first): frame}
     order = np.argsort(day_of_row, kind="stable")
     sorted_days = day_of_row[order]
     out = {}
-    for day in days:
-        d = np.datetime64(day, "D")
+    for d in np.unique(sorted_days):
         lo, hi = np.searchsorted(sorted_days, [d, d + 1])
-        out[day] = frame.iloc[order[lo:hi]].reset_index(drop=True)
+        out[str(d)] = frame.iloc[order[lo:hi]].reset_index(drop=True)
     return out
 
 
@@ -92,28 +94,39 @@ def sensor_temperatures(
     days = run_days(context)
     start, end = run_window(context)
     files = list_drop_files(sensor_profiles.drop_dir)
-    frames = [read_drop_file(f.path, start, end) for f in files]
-    used = [f.name for f, frame in zip(files, frames, strict=True) if len(frame)]
-    frames = [frame for frame in frames if len(frame)]
-    if not frames:
+    parts: dict[str, list[pd.DataFrame]] = {d: [] for d in days}
+    used, empty = [], None
+    for f in files:  # file by file: a day's rows are gathered without one big concat
+        frame = read_drop_file(f.path, start, end)
+        if len(frame):
+            used.append(f.name)
+            for day, part in split_by_day(frame).items():
+                parts[day].append(part)
+            empty = frame.iloc[0:0]
+    if empty is None:
         raise dg.Failure(
             f"no readings for {days[0]}..{days[-1]} in {sensor_profiles.drop_dir} "
             f"({len(files)} files looked at)"
         )
-    temps = pd.concat(frames, ignore_index=True)
-    del frames
-    rows_per_day = {}
-    for day, part in split_by_day(temps, days).items():
-        storage.write_parquet(day_key(TEMPERATURES, day), part)
-        rows_per_day[day] = len(part)
-    values = temps["temperature"].to_numpy()
+    rows_per_day, sensors, nan, inf, memory = {}, [], 0, 0, 0
+    for day in days:
+        chunks = parts.pop(day)
+        temps = chunks[0] if len(chunks) == 1 else pd.concat([empty, *chunks], ignore_index=True)
+        storage.write_parquet(day_key(TEMPERATURES, day), temps)
+        values = temps["temperature"].to_numpy()
+        rows_per_day[day] = len(temps)
+        sensors.append(temps["sensor_id"].unique())
+        nan, inf = nan + int(np.isnan(values).sum()), inf + int(np.isinf(values).sum())
+        memory += int(temps.memory_usage(deep=True).sum())
     return dg.MaterializeResult(
         metadata=stage_metadata(temps, storage, TEMPERATURES, days)
         | {
+            "dagster/row_count": sum(rows_per_day.values()),
+            "memory_mb": round(memory / 2**20, 3),
             "files_used": dg.MetadataValue.json(used),
-            "sensors": int(temps["sensor_id"].nunique()),
-            "nan_values": int(np.isnan(values).sum()),
-            "inf_values": int(np.isinf(values).sum()),
+            "sensors": len(pd.unique(np.concatenate(sensors))),
+            "nan_values": nan,
+            "inf_values": inf,
             "empty_days": dg.MetadataValue.json([d for d, n in rows_per_day.items() if not n]),
             "rows_per_day": dg.MetadataValue.json(rows_per_day),
         }
