@@ -16,6 +16,7 @@ fresh process on the same files and fresh storage:
 ``peak_rss_mb`` is the Dagster process's peak resident memory (goal ≤ 4000).
 
     python benchmarks/sensor_profiles.py --json FILE [--sensors S --days D] [--drop-dir DIR]
+        [--repeats N]   # interleaved runs per side, the best of each is reported
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ def main() -> int:
     parser.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     parser.add_argument("--noise", action="store_true", help="system E's noise mode")
     parser.add_argument("--drop-dir", type=Path, help="use these files instead of generating")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved runs per side")
     parser.add_argument("--worker", choices=["dagster", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--first", help=argparse.SUPPRESS)
     parser.add_argument("--last", help=argparse.SUPPRESS)
@@ -216,8 +218,14 @@ def main() -> int:
                 "generate_s": round(gen_s, 1),
             }
         first, last = day_range(drop_dir)
-        bare = in_fresh_process("bare", drop_dir, first, last, args.k)
-        dag = in_fresh_process("dagster", drop_dir, first, last, args.k)
+        # Interleaved repeats, best of each side: other processes on the machine slow one
+        # side or the other, never both the same way.
+        bares, dags = [], []
+        for _ in range(args.repeats):
+            bares.append(in_fresh_process("bare", drop_dir, first, last, args.k))
+            dags.append(in_fresh_process("dagster", drop_dir, first, last, args.k))
+        bare = min(bares, key=lambda f: f["wall_s"])
+        dag = min(dags, key=lambda f: f["wall_s"])
     if bare["rows"] != dag["rows"]:
         raise RuntimeError(f"bare read {bare['rows']} rows, Dagster {dag['rows']}")
     rows = dag["rows"]
@@ -234,12 +242,20 @@ def main() -> int:
         "bare_rows_per_s": round(rows / bare["wall_s"], 1),
         "bare_peak_rss_mb": bare["peak_rss_mb"],
         "ratio": round(ratio, 3),
+        "repeats": args.repeats,
+        "all_wall_s": [round(f["wall_s"], 2) for f in dags],
+        "all_bare_wall_s": [round(f["wall_s"], 2) for f in bares],
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         "cluster_distribution": dag["cluster_distribution"],
         "cpu_count": os.cpu_count(),
-        "goal": "ratio >= 0.7 and peak_rss_mb <= 4000 at 10 000 x 90; "
-        "system E's files: wall_s <= 20",
-        "goal_met": ratio >= 0.7 and dag["peak_rss_mb"] <= 4000,
     }
+    if args.drop_dir:  # system E's own files: a wall-time goal
+        figures |= {"goal": "wall_s <= 20", "goal_met": dag["wall_s"] <= 20}
+    else:
+        figures |= {
+            "goal": "at 10 000 x 90: ratio >= 0.7 and peak_rss_mb <= 4000",
+            "goal_met": ratio >= 0.7 and dag["peak_rss_mb"] <= 4000,
+        }
     emit(figures, args.json)
     return 0
 
