@@ -191,3 +191,17 @@ def test_predict_clips_and_accepts_both_types(subset: pd.DataFrame) -> None:
         wq.predict(fitted, mixed.drop(columns="alcohol"))
     with pytest.raises(TypeError):
         wq.predict(wq.fit(SMALL_SYSTEM_B, subset), mixed)
+
+
+@pytest.mark.parametrize("spec", [wq.CANDIDATE_SPEC, wq.SYSTEM_A_SPEC], ids=lambda s: s.name)
+def test_predict_arrays_equals_predict_on_mixed_types(spec, subset: pd.DataFrame) -> None:
+    """The service's array path gives the frame path's numbers, joint and per-type models."""
+    fitted = wq.fit(wq.with_hyperparameters(spec, n_estimators=20), subset)
+    rows = subset.sample(40, random_state=2)
+    assert set(rows["wine_type"]) == {"red", "white"}
+    from_arrays = wq.predict_arrays(
+        fitted, rows["wine_type"].to_numpy(), rows[list(wq.FEATURES)].to_numpy()
+    )
+    np.testing.assert_array_equal(from_arrays, wq.predict(fitted, rows))
+    with pytest.raises(ValueError, match="wine_type"):
+        wq.predict_arrays(fitted, np.array(["rosé"]), rows[list(wq.FEATURES)].to_numpy()[:1])

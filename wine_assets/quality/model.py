@@ -24,7 +24,7 @@ import json
 import os
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -395,14 +395,22 @@ def design_matrix(spec: ModelSpec, df: pd.DataFrame) -> np.ndarray:
     check_frame(df, spec.features)
     # Column by column into one array: selecting a sub-frame costs ~1 ms even for one row,
     # which is most of a single prediction's time in the service.
-    matrix = np.empty((len(df), len(spec.features)), dtype=np.float64)
+    return _matrix(
+        spec, df["wine_type"].to_numpy(), lambda name: df[name].to_numpy(dtype=np.float64)
+    )
+
+
+def _matrix(
+    spec: ModelSpec, wine_type: np.ndarray, column: Callable[[str], np.ndarray]
+) -> np.ndarray:
+    """``design_matrix`` over any column source (a frame's columns or an array's)."""
+    matrix = np.empty((len(wine_type), len(spec.features)), dtype=np.float64)
     for i, name in enumerate(spec.features):
         if name == WINE_TYPE_FEATURE:
-            types = df["wine_type"].to_numpy()
-            for wine_type, code in WINE_TYPE_CODES.items():
-                matrix[types == wine_type, i] = code
+            for type_name, code in WINE_TYPE_CODES.items():
+                matrix[wine_type == type_name, i] = code
         else:
-            matrix[:, i] = df[name].to_numpy(dtype=np.float64)
+            matrix[:, i] = column(name)
     if np.isnan(matrix).any():
         raise ValueError(f"missing values in {spec.features}")
     return matrix
@@ -459,17 +467,25 @@ def _raw_outputs(
     fitted: FittedModel, df: pd.DataFrame, aggregates: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """Unclipped output per aggregate (regression) or P(good) under key ``proba``."""
+    x = design_matrix(fitted.spec, df)  # checks the frame
+    return _matrix_outputs(fitted, df["wine_type"].to_numpy(), x, aggregates)
+
+
+def _matrix_outputs(
+    fitted: FittedModel, wine_type: np.ndarray, x: np.ndarray, aggregates: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """``_raw_outputs`` on a design matrix and the rows' wine types."""
     spec = fitted.spec
-    check_frame(df, spec.features)
     keys = ["proba"] if spec.is_classifier else list(aggregates)
-    out = {key: np.full(len(df), np.nan) for key in keys}
-    for part, rows in _part_rows(spec, df).items():
+    out = {key: np.full(len(x), np.nan) for key in keys}
+    for part in part_names(spec):
+        rows = np.ones(len(x), bool) if part == ALL else wine_type == part
         if not rows.any():
             continue
         model = fitted.parts[part]
-        x = design_matrix(spec, df if rows.all() else df.loc[rows])
+        part_x = x if rows.all() else x[rows]
         if isinstance(model, PackedForest):
-            trees = model.tree_outputs(x)
+            trees = model.tree_outputs(part_x)
             if spec.is_classifier:
                 out["proba"][rows] = trees.mean(axis=0)[:, model.classes.index(1)]
                 continue
@@ -477,7 +493,7 @@ def _raw_outputs(
                 reduce = np.median if key == "median" else np.mean
                 out[key][rows] = reduce(trees[:, :, 0], axis=0)
         else:
-            prediction = np.asarray(model.predict(x), dtype=np.float64)
+            prediction = np.asarray(model.predict(part_x), dtype=np.float64)
             for key in keys:
                 out[key][rows] = prediction
     return out
@@ -494,6 +510,21 @@ def predict(fitted: FittedModel, df: pd.DataFrame) -> np.ndarray:
         raise TypeError(f"{fitted.spec.name!r} is a classifier: use predict_good_proba")
     raw = _raw_outputs(fitted, df, [fitted.spec.aggregate])[fitted.spec.aggregate]
     return clip_quality(raw)
+
+
+def predict_arrays(fitted: FittedModel, wine_type: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """``predict`` for rows already validated, as arrays: wine types and the 11 ``FEATURES``
+    in order. The prediction service's path: building a DataFrame for a few rows costs more
+    than walking the forest."""
+    if fitted.spec.is_classifier:
+        raise TypeError(f"{fitted.spec.name!r} is a classifier: use predict_good_proba")
+    bad_types = sorted(set(np.unique(wine_type)) - set(WINE_TYPES))
+    if bad_types:
+        raise ValueError(f"wine_type: expected {WINE_TYPES}, got {bad_types}")
+    index = {name: i for i, name in enumerate(FEATURES)}
+    x = _matrix(fitted.spec, wine_type, lambda name: features[:, index[name]])
+    raw = _matrix_outputs(fitted, wine_type, x, [fitted.spec.aggregate])
+    return clip_quality(raw[fitted.spec.aggregate])
 
 
 def predict_good_proba(fitted: FittedModel, df: pd.DataFrame) -> np.ndarray:
