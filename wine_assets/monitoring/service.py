@@ -4,11 +4,11 @@ Two costs dominate a prediction: walking the forest (almost the same for 1 row a
 committing the log row (one commit serves any number of rows). So concurrent requests are
 grouped: while one group is being scored and logged, the next requests queue up and form the
 next group. An idle service scores a lone request at once (no waiting window); a busy one
-amortises both costs. Small groups (a few ms of work) run on the event loop itself, which
-spares a thread hand-off and the GIL contention between the loop and the worker; big batches
-go to the worker thread so that they do not stall the parsing of other requests. Every future
-is resolved only after its group's log commit: a request is answered if and only if its rows
-are in the log.
+amortises both costs. A small group is scored on the event loop itself (a thread hand-off and
+GIL contention cost more than its ~1 ms of numpy), a big batch in the worker thread; the log
+commit, which waits on the database, always runs in the worker thread so the loop keeps
+reading the requests that form the next group. Every future is resolved only after its
+group's log commit: a request is answered if and only if its rows are in the log.
 """
 
 from __future__ import annotations
@@ -153,9 +153,12 @@ class PredictionBatcher:
                 rows += len(job.wines)
             try:
                 if rows <= self.inline_rows:
-                    results = self._process(jobs)
+                    results, logged = self._score(jobs)
                 else:
-                    results = await loop.run_in_executor(self._executor, self._process, jobs)
+                    results, logged = await loop.run_in_executor(self._executor, self._score, jobs)
+                # commits; raises LogUnavailableError → nobody in the group is answered
+                await loop.run_in_executor(self._executor, self.log.write, logged)
+                self.groups += 1
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
                 for job in jobs:
                     if not job.future.done():
@@ -165,8 +168,8 @@ class PredictionBatcher:
                 if not job.future.done():  # the client may have gone; its rows stay logged
                     job.future.set_result(result)
 
-    def _process(self, jobs: list[_Job]) -> list[Scored]:
-        """Predict every queued wine at once, log them in one commit, split the answers."""
+    def _score(self, jobs: list[_Job]) -> tuple[list[Scored], list[LoggedPrediction]]:
+        """Predict every queued wine at once: each job's answer and the group's log rows."""
         version, model = self.champion.current()
         wines = [w for job in jobs for w in job.wines]
         features = np.array([[w[f] for f in FEATURES] for w in wines], dtype=np.float64)
@@ -193,6 +196,4 @@ class PredictionBatcher:
                 )
             results.append(Scored(job.request_id, version.version, part, now))
             start += len(job.wines)
-        self.log.write(rows)  # commits; raises LogUnavailableError → nobody is answered
-        self.groups += 1
-        return results
+        return results, rows
