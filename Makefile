@@ -49,6 +49,8 @@ bench: setup
 	mkdir -p bench-results
 	$(BIN)/python benchmarks/ibu_model.py --json bench-results/ibu_model.json
 	$(BIN)/python benchmarks/beer_graph.py --json bench-results/beer_graph.json
+	$(BIN)/python benchmarks/prediction_api.py --json bench-results/prediction_api.json
+	$(BIN)/python benchmarks/drift.py --json bench-results/drift.json
 
 clean:
 	rm -rf $(VENV) .dagster_home .platform
