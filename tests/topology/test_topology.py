@@ -23,6 +23,7 @@ BEER_FAST = {"ops": {"ibu_model_candidate": {"config": {"cv_repeats": 1}}}}
 WINE_FAST = {"ops": {"wine_quality_model_candidate": {"config": {"cv_repeats": 1}}}}
 BARRELS = 12
 ACTIVE = "('QUEUED', 'NOT_STARTED', 'STARTING', 'STARTED', 'CANCELING')"
+SNAPSHOT_JOB = "barrel_snapshot"
 PREDICTIONS = "platform/tables/barrel_quality_predictions/"
 
 
@@ -44,11 +45,14 @@ def test_beer_graph_launched_through_graphql_lands_in_s3_and_postgres(topology):
 
 
 def settled(topology: Topology) -> bool:
-    """Every barrel's newest reading has its prediction and no run is queued or running."""
+    """Every barrel's newest reading has its prediction and no snapshot run is queued or
+    running."""
     with open_store(topology.readings_url) as store:
         current = {r.barrel_id: r.seq for r in store.all()}
         scored = {p.barrel_id: p.reading_seq for p in store.predictions()}
-    (active,) = topology.sql(f"SELECT count(*) FROM runs WHERE status IN {ACTIVE}")[0]
+    (active,) = topology.sql(
+        f"SELECT count(*) FROM runs WHERE status IN {ACTIVE} AND pipeline_name = %s", SNAPSHOT_JOB
+    )[0]
     return bool(current) and scored == current and active == 0
 
 
