@@ -114,7 +114,7 @@ def offer(url: str, rate: float, seconds: float, bodies_file: Path) -> dict:
 # -- the run --------------------------------------------------------------------------------
 
 
-def measure(rate: float, seconds: float, step_seconds: float) -> dict:
+def measure(rate: float, seconds: float, step_seconds: float, durable: bool = True) -> dict:
     sys.path.insert(0, str(REPO))
     import psycopg2
     import requests
@@ -134,13 +134,14 @@ def measure(rate: float, seconds: float, step_seconds: float) -> dict:
     pg.start()
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            conn = psycopg2.connect(pg.dsn("postgres"))
-            conn.autocommit = True
-            with conn.cursor() as cur:  # durable commits, as a production server
-                for name in ("fsync", "synchronous_commit", "full_page_writes"):
-                    cur.execute(f"ALTER SYSTEM SET {name} = on")
-                cur.execute("SELECT pg_reload_conf()")
-            conn.close()
+            if durable:  # commits reach the disk, as on a production server
+                conn = psycopg2.connect(pg.dsn("postgres"))
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    for name in ("fsync", "synchronous_commit", "full_page_writes"):
+                        cur.execute(f"ALTER SYSTEM SET {name} = on")
+                    cur.execute("SELECT pg_reload_conf()")
+                conn.close()
             dsn = pg.create_database("predictions")
 
             storage = PlatformStorage.local(f"{tmp}/storage")
@@ -209,6 +210,7 @@ def measure(rate: float, seconds: float, step_seconds: float) -> dict:
     return {
         "rate": rate,
         "seconds": seconds,
+        "durable_log": durable,
         "p50_ms": load["p50_ms"],
         "p99_ms": load["p99_ms"],
         "max_ms": load["max_ms"],
@@ -259,8 +261,14 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="requests/s offered")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--step-seconds", type=float, default=5.0, help="per max_rps step")
+    parser.add_argument(
+        "--no-durable",
+        dest="durable",
+        action="store_false",
+        help="keep the test server's fsync=off (measures what durability costs)",
+    )
     args = parser.parse_args()
-    emit(measure(args.rate, args.seconds, args.step_seconds), args.json)
+    emit(measure(args.rate, args.seconds, args.step_seconds, args.durable), args.json)
     return 0
 
 
