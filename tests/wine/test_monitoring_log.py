@@ -138,6 +138,8 @@ def test_both_backends_keep_the_same_rows_positions_and_windows(backend, tmp_pat
         new = log.since(1)
         assert (new.count, new.max_position) == (2, log.max_position())
         assert new.oldest == t0 + timedelta(minutes=59) and new.newest == t0 + timedelta(hours=1)
+        settled = log.since(0, before=t0 + timedelta(minutes=59))  # strictly before
+        assert (settled.count, settled.max_position, settled.newest) == (1, 1, t0)
         window = log.window(t0, t0 + timedelta(hours=1))
         assert log.hours_since(0, log.max_position()) == [t0, t0 + timedelta(hours=1)]
         assert log.hours_since(2, log.max_position()) == [t0 + timedelta(hours=1)]

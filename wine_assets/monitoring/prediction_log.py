@@ -5,9 +5,11 @@ straight to the database in the request's own transaction, so "answered" implies
 Two backends share one table layout: PostgreSQL (``postgresql://…``, production, the
 ``PREDICTION_LOG_DSN`` setting) and SQLite (``sqlite:///path.db``, the embedded default).
 
-``position`` is an increasing row id: the drift sensor's cursor. The drift report itself
-selects rows by ``logged_at`` (its time window), so a cursor that counts approximately (two
-PostgreSQL writers may commit ids out of order) can delay a report but never lose a row.
+``position`` is an increasing row id: the drift sensor's cursor. With several service
+processes, PostgreSQL hands out ids at insert time and commits can land out of order by a few
+milliseconds, so the sensor only moves its cursor over rows logged before a settling delay
+(``since(position, before=...)``): a row still committing then has a lower ``logged_at``
+than the delay and is counted on the next tick instead of being skipped.
 """
 
 import contextlib
@@ -41,6 +43,9 @@ COLUMNS: tuple[str, ...] = (
     "model_version",
     "logged_at",
 )
+
+
+_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class LogUnavailableError(RuntimeError):
@@ -118,12 +123,13 @@ class PredictionLog(ABC):
     def count(self) -> int:
         return int(self._query(f"SELECT COUNT(*) FROM {TABLE}", [])[0][0])
 
-    def since(self, position: int) -> NewRows:
-        """What was logged after ``position`` (the sensor's cursor)."""
+    def since(self, position: int, before: datetime | None = None) -> NewRows:
+        """What was logged after ``position`` (the sensor's cursor), only rows logged before
+        ``before`` when given."""
         n, top, oldest, newest = self._query(
             f"SELECT COUNT(*), COALESCE(MAX(position), 0), MIN(logged_at), MAX(logged_at) "
-            f"FROM {TABLE} WHERE position > ?",
-            [position],
+            f"FROM {TABLE} WHERE position > ? AND logged_at < ?",
+            [position, self._ts(before or _FAR_FUTURE)],
         )[0]
         return NewRows(int(n), int(top), _as_datetime(oldest), _as_datetime(newest))
 

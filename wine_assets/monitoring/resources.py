@@ -32,6 +32,11 @@ class DriftSensorSettings(dg.ConfigurableResource):
         default=3600,
         description="…or once the oldest unreported row has waited this long (seconds).",
     )
+    settle_s: int = Field(
+        default=10,
+        description="Rows younger than this are left for the next tick (out-of-order commits "
+        "of several service processes).",
+    )
 
 
 def drift_sensor_settings() -> DriftSensorSettings:

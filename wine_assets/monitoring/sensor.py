@@ -2,13 +2,14 @@
 
 Its cursor is the highest log position it has acted on, never a clock. A tick requests a
 report when at least ``min_rows`` rows are new, or when the oldest new row has waited
-``max_wait_s`` (a quiet hour still gets its report). One run per hourly window that holds new
+``max_wait_s`` (a quiet hour still gets its report); rows younger than ``settle_s`` wait for
+a later tick (see ``prediction_log``). One run per hourly window that holds new
 rows (only those: a backlog spanning days requests the hours that hold rows), run key
 ``<window>@<position>``: a replayed tick is dropped by Dagster, a window that
 receives more rows later is reported again.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -37,12 +38,13 @@ def build_drift_sensor(job) -> dg.SensorDefinition:
         model_store: ModelStoreResource,
     ) -> dg.SensorResult | dg.SkipReason:
         cursor = int(context.cursor or 0)
-        with prediction_log.open() as log:
-            new = log.since(cursor)
+        settings = drift_sensor_settings
+        now = datetime.now(UTC)
+        with prediction_log.open() as log:  # rows still committing wait for the next tick
+            new = log.since(cursor, before=now - timedelta(seconds=settings.settle_s))
         if new.count == 0:
             return dg.SkipReason(f"no new predictions after position {cursor}")
-        waited = (datetime.now(UTC) - new.oldest).total_seconds()
-        settings = drift_sensor_settings
+        waited = (now - new.oldest).total_seconds()
         if new.count < settings.min_rows and waited < settings.max_wait_s:
             return dg.SkipReason(
                 f"{new.count} new rows (< {settings.min_rows}), oldest waited {waited:.0f}s "
