@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +168,8 @@ def run(seed: int, repeats: int) -> dict[str, Any]:
     report["data"] = str(base / "wine_quality")
     report["versions"] = {
         "python": platform.python_version(),
-        "scikit-learn": wq.sklearn.__version__,
-        "xgboost": wq.xgboost.__version__,
+        "scikit-learn": metadata.version("scikit-learn"),
+        "xgboost": metadata.version("xgboost"),
     }
     return report
 
