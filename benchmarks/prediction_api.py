@@ -189,7 +189,11 @@ def measure(rate: float, seconds: float, step_seconds: float, durable: bool = Tr
                 logged = _logged(dsn) - warm
                 ladder = []
                 for step in LADDER:
+                    cpu0 = _cpu_s(service.pid)
                     result = offer(url, step, step_seconds, bodies_file)
+                    result["cpu_ms_per_request"] = round(
+                        1000 * (_cpu_s(service.pid) - cpu0) / max(1, result["requests_ok"]), 3
+                    )
                     ladder.append(result)
                     held = (
                         result["requests_ok"] == result["offered"]
@@ -220,7 +224,11 @@ def measure(rate: float, seconds: float, step_seconds: float, durable: bool = Tr
         "logged_rows": logged,
         "max_rps": max_rps,
         "ladder": [
-            {k: r[k] for k in ("rate", "requests_ok", "offered", "p50_ms", "p99_ms", "failures")}
+            {
+                k: r[k]
+                for k in ("rate", "requests_ok", "offered", "p50_ms", "p99_ms", "failures")
+                + ("cpu_ms_per_request",)
+            }
             for r in ladder
         ],
         "step_seconds": step_seconds,

@@ -251,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers=args.workers,
         access_log=False,
         log_level="warning",
+        proxy_headers=False,  # served directly (or behind a proxy that sets no headers we use)
+        server_header=False,
     )
     return 0
 

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
+import secrets
 import threading
 import time
-import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,8 +96,19 @@ class Scored:
         return {"predicted_quality": round(q, 4), "good": q >= GOOD_THRESHOLD}
 
 
+#: 16 random hex digits per process, then a counter: unique across workers and restarts
+#: without an os.urandom call per request (uuid4 cost more than parsing the body).
+_ids: tuple[int, str, Iterator[int]] = (-1, "", iter(()))
+
+
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """A request id, unique across processes (32 hex digits like a uuid4's)."""
+    global _ids
+    pid, prefix, counter = _ids
+    if pid != os.getpid():  # first call, or a forked child: a prefix of its own
+        pid, prefix, counter = os.getpid(), secrets.token_hex(8), itertools.count()
+        _ids = (pid, prefix, counter)
+    return f"{prefix}{next(counter):016x}"
 
 
 class PredictionBatcher:
