@@ -237,3 +237,19 @@ def test_service_to_sensor_to_report(drift_storage, tmp_path):
             compared += mat.metadata["rows"].value
             assert all(e.passed for e in result.get_asset_check_evaluations())
     assert compared == 300
+
+
+def test_wine_location_wires_monitoring_and_one_click_retraining():
+    sensor = defs.resolve_sensor_def("wine_drift_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.job_name == "wine_drift_report_job"
+    graph = defs.resolve_asset_graph()
+    checks = {k.name for k in graph.asset_check_keys if k.asset_key.path == ["wine_drift_report"]}
+    assert checks == {"drift_auc_below_threshold", "drifting_features_share"}
+    retrain = defs.resolve_job_def("wine_retrain")
+    assert {k.path[-1] for k in retrain.asset_layer.executable_asset_keys} >= {
+        "wine_training_data",
+        "wine_quality_model_candidate",
+    }
+    promotion = [k for k in graph.asset_check_keys if k.name == "candidate_promotion"]
+    assert any(k.asset_key.path == ["wine_quality_model_candidate"] for k in promotion)
