@@ -114,7 +114,9 @@ def offer(url: str, rate: float, seconds: float, bodies_file: Path) -> dict:
 # -- the run --------------------------------------------------------------------------------
 
 
-def measure(rate: float, seconds: float, step_seconds: float, durable: bool = True) -> dict:
+def measure(
+    rate: float, seconds: float, step_seconds: float, durable: bool = True, workers: int = 1
+) -> dict:
     sys.path.insert(0, str(REPO))
     import psycopg2
     import requests
@@ -173,7 +175,10 @@ def measure(rate: float, seconds: float, step_seconds: float, durable: bool = Tr
                 "WINE_READINGS_STORE": f"sqlite:///{tmp}/readings.db",
             }
             service = subprocess.Popen(
-                [str(Path(sys.executable).with_name("wine-api")), "--port", str(port)],
+                [
+                    str(Path(sys.executable).with_name("wine-api")),
+                    *("--port", str(port), "--workers", str(workers)),
+                ],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -215,6 +220,7 @@ def measure(rate: float, seconds: float, step_seconds: float, durable: bool = Tr
         "rate": rate,
         "seconds": seconds,
         "durable_log": durable,
+        "workers": workers,
         "p50_ms": load["p50_ms"],
         "p99_ms": load["p99_ms"],
         "max_ms": load["max_ms"],
@@ -247,9 +253,14 @@ def measure(rate: float, seconds: float, step_seconds: float, durable: bool = Tr
 
 
 def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of a process and its children (uvicorn workers)."""
+    total, pids = 0.0, [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(c) for c in (task / "children").read_text().split()]
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _logged(dsn: str) -> int:
@@ -275,8 +286,10 @@ def main() -> int:
         action="store_false",
         help="keep the test server's fsync=off (measures what durability costs)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="wine-api worker processes")
     args = parser.parse_args()
-    emit(measure(args.rate, args.seconds, args.step_seconds, args.durable), args.json)
+    figures = measure(args.rate, args.seconds, args.step_seconds, args.durable, args.workers)
+    emit(figures, args.json)
     return 0
 
 
