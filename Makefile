@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python benchmarks/beer_graph.py --json bench-results/beer_graph.json
 	$(BIN)/python benchmarks/prediction_api.py --json bench-results/prediction_api.json
 	$(BIN)/python benchmarks/drift.py --json bench-results/drift.json
+	$(BIN)/python benchmarks/topology.py --json bench-results/topology.json
 
 clean:
 	rm -rf $(VENV) .dagster_home .platform

@@ -16,24 +16,10 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tests.topology.compose import DOCKER, INTERPOLATION, SERVICES, env_example
 
-DOCKER = REPO_ROOT / "docker"
-COMPOSE = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
-SERVICES: dict[str, dict] = COMPOSE["services"]
-#: ``${VAR}``, ``${VAR:-default}``, ``${VAR?err}`` but not ``$${VAR}`` (escaped for the shell).
-INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?-][^}]*)?\}")
 DAGSTER_SERVICES = ["code-beer", "code-wine", "webserver", "daemon"]
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|TOKEN", re.IGNORECASE)
-
-
-def env_example() -> dict[str, str]:
-    pairs = {}
-    for line in (DOCKER / ".env.example").read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, sep, value = line.partition("=")
-            assert sep, f".env.example: not NAME=value: {line!r}"
-            pairs[name.strip()] = value.strip()
-    return pairs
 
 
 def env_refs(node) -> set[str]:
@@ -184,3 +170,22 @@ def test_production_instance_config_is_valid(tmp_path: Path, monkeypatch):
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["compute_logs"]["class"] == "S3ComputeLogManager"
     assert "postgres" in config["storage"]
+
+
+def waits_for(name: str) -> set[str]:
+    """Every service ``name`` waits for, directly or through another."""
+    seen: set[str] = set()
+    todo = list(SERVICES[name].get("depends_on", {}))
+    while todo:
+        dep = todo.pop()
+        if dep not in seen:
+            seen.add(dep)
+            todo += list(SERVICES[dep].get("depends_on", {}))
+    return seen
+
+
+@pytest.mark.parametrize("name", [*DAGSTER_SERVICES, "wine-api"])
+def test_instance_users_start_after_the_schema_exists(name):
+    """Processes starting together on an empty database race to create the same tables."""
+    assert command("instance-migrate") == ["dagster", "instance", "migrate"]
+    assert {"instance-migrate", "postgres"} <= waits_for(name)

@@ -11,8 +11,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 
-from tests.topology.conftest import ARTIFACTS, TERMINAL, Topology, wait_for
+from tests.topology.stack import TERMINAL, Topology, sensor_runs, settled, wait_for
 from wine_assets.readings.simulator import seed_store, tick
 from wine_assets.readings.store import open_store
 
@@ -22,8 +23,6 @@ pytestmark = [pytest.mark.topology, pytest.mark.slow]
 BEER_FAST = {"ops": {"ibu_model_candidate": {"config": {"cv_repeats": 1}}}}
 WINE_FAST = {"ops": {"wine_quality_model_candidate": {"config": {"cv_repeats": 1}}}}
 BARRELS = 12
-ACTIVE = "('QUEUED', 'NOT_STARTED', 'STARTING', 'STARTED', 'CANCELING')"
-SNAPSHOT_JOB = "barrel_snapshot"
 PREDICTIONS = "platform/tables/barrel_quality_predictions/"
 
 
@@ -44,18 +43,6 @@ def test_beer_graph_launched_through_graphql_lands_in_s3_and_postgres(topology):
     assert any(run_id in k for k in logs), logs[:10]
 
 
-def settled(topology: Topology) -> bool:
-    """Every barrel's newest reading has its prediction and no snapshot run is queued or
-    running."""
-    with open_store(topology.readings_url) as store:
-        current = {r.barrel_id: r.seq for r in store.all()}
-        scored = {p.barrel_id: p.reading_seq for p in store.predictions()}
-    (active,) = topology.sql(
-        f"SELECT count(*) FROM runs WHERE status IN {ACTIVE} AND pipeline_name = %s", SNAPSHOT_JOB
-    )[0]
-    return bool(current) and scored == current and active == 0
-
-
 def scored_readings(topology: Topology) -> list[tuple[str, int]]:
     """(barrel, reading seq) of every row of every barrel_quality_predictions partition."""
     s3 = topology.s3()
@@ -70,16 +57,6 @@ def scored_readings(topology: Topology) -> list[tuple[str, int]]:
 def written_readings(topology: Topology) -> set[tuple[str, int]]:
     with open_store(topology.readings_url) as store:
         return {(r.barrel_id, r.seq) for r in store.history(0, store.max_seq())}
-
-
-def sensor_runs(topology: Topology) -> list[tuple[str, str, str]]:
-    """(run id, run key, status) of every run the readings sensor requested."""
-    return topology.sql(
-        "SELECT r.run_id, k.value, r.status FROM runs r "
-        "JOIN run_tags s ON s.run_id = r.run_id AND s.key = 'dagster/sensor_name' "
-        "AND s.value = 'barrel_readings_sensor' "
-        "JOIN run_tags k ON k.run_id = r.run_id AND k.key = 'dagster/run_key'"
-    )
 
 
 def test_readings_written_to_dynamodb_are_scored_by_the_sensors_runs(topology, data_dir):
@@ -142,11 +119,22 @@ def test_postgres_restart_during_a_run_fails_or_retries_visibly_nothing_twice(to
         "the run to start",
     )
     time.sleep(3)  # inside a step
-    worker_log = ARTIFACTS / "code-beer.log"  # the run worker is the code server's child
+    worker_log = topology.artifacts / "code-beer.log"  # the run worker is the code server's child
     logged_before = worker_log.stat().st_size
     topology.postgres.stop()
     time.sleep(2)  # writes fail while the database is down
     topology.postgres.start()
+    restarted_at = time.time()
+    # The webserver keeps a pooled connection (dagster-webserver's optimize_for_webserver):
+    # the first request after the restart can meet it closed (HTTP 500), then it reconnects.
+    answers: list[int] = []
+
+    def page_served() -> bool:
+        answers.append(requests.get(f"{topology.webserver_url}/runs", timeout=30).status_code)
+        return answers[-1] == 200
+
+    wait_for(page_served, 30, "the webserver serving pages again")
+    assert answers.count(500) <= 1, answers
 
     final = wait_for(lambda: finished_family(topology, run_id), 240, "the run and its retries")
     statuses = dict(final)
@@ -159,10 +147,20 @@ def test_postgres_restart_during_a_run_fails_or_retries_visibly_nothing_twice(to
             "%fail%",
         )[0]
         assert failures >= 1
-    else:  # the worker rode out the outage by retrying its writes, and said so
-        with open(worker_log, "rb") as log:
-            log.seek(logged_before)
-            assert b"Retrying failed database connection" in log.read()
+    else:  # it rode out the outage: still running across it, and its record is whole
+        (ended,) = topology.sql("SELECT end_time FROM runs WHERE run_id = %s", run_id)[0]
+        assert ended > restarted_at, "the run had finished before the restart"
+        kinds = {k for (k,) in topology.sql(
+            "SELECT DISTINCT dagster_event_type FROM event_logs WHERE run_id = %s", run_id
+        )}  # fmt: skip
+        assert {"RUN_START", "STEP_SUCCESS", "ASSET_MATERIALIZATION", "RUN_SUCCESS"} <= kinds
+    with open(worker_log, "rb") as log:  # which way it went, for people reading artifacts
+        log.seek(logged_before)
+        retried = b"Retrying failed database connection" in log.read()
+    (topology.artifacts / "postgres-restart.txt").write_text(
+        f"run {run_id}: {statuses[run_id]}; attempts {final}; "
+        f"worker retried its writes: {retried}; webserver answers {answers}\n"
+    )
     for rid in statuses:
         twice = topology.sql(
             "SELECT dagster_event_type, step_key, asset_key, partition, count(*) "

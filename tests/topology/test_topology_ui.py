@@ -4,11 +4,12 @@ topology of conftest.py: what a person opening the production deployment sees an
 import contextlib
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
-from tests.topology.conftest import ARTIFACTS, Topology, wait_for
+from tests.topology.stack import Topology, wait_for
 
 pytestmark = [pytest.mark.topology, pytest.mark.slow]
 
@@ -73,11 +74,15 @@ def missing_from_graph(page, assets: list[str]) -> list[str]:
     return [a for a in assets if not drawn(a)]
 
 
-def drawn_within(page, assets: list[str], timeout_s: float = 30.0) -> list[str]:
+def drawn_within(page, assets: list[str], artifacts: Path, timeout_s: float = 30.0) -> list[str]:
     """Wait until the graph draws every one of ``assets``; those still missing after that."""
     with contextlib.suppress(TimeoutError):
         wait_for(lambda: not missing_from_graph(page, assets), timeout_s, "assets drawn")
-    return missing_from_graph(page, assets)
+    missing = missing_from_graph(page, assets)
+    if missing:
+        page.screenshot(path=str(artifacts / "asset-graph-missing.png"), full_page=True)
+        (artifacts / "asset-graph-missing.html").write_text(page.content())
+    return missing
 
 
 def check_status(page, name: str) -> str:
@@ -90,7 +95,7 @@ def check_status(page, name: str) -> str:
 def test_ui_graph_materialize_all_on_beer_and_check_results(page, topology):
     # Both code locations' assets are in the global asset graph.
     expanded_global_graph(page, topology)
-    assert drawn_within(page, BEER_ASSETS + WINE_ASSETS) == [], page.locator(
+    assert drawn_within(page, BEER_ASSETS + WINE_ASSETS, topology.artifacts) == [], page.locator(
         "svg foreignObject > *"
     ).all_inner_texts()
 
@@ -114,8 +119,8 @@ def test_ui_graph_materialize_all_on_beer_and_check_results(page, topology):
 
     # The graph with its fresh statuses, kept for people to look at.
     expanded_global_graph(page, topology)
-    assert drawn_within(page, BEER_ASSETS) == []
+    assert drawn_within(page, BEER_ASSETS, topology.artifacts) == []
     page.wait_for_timeout(1500)  # statuses render after the layout
-    shot = ARTIFACTS / "asset-graph.png"
+    shot = topology.artifacts / "asset-graph.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
