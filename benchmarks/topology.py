@@ -48,15 +48,20 @@ def percentiles(values: list[float], name: str) -> dict[str, float]:
 
 
 def event_times(topology, run_id: str) -> dict[str, float]:
-    """First timestamp (epoch s) of each event type of the run, from PostgreSQL; STEP_SUCCESS
-    is the last one."""
+    """First timestamp (epoch s) of each event type of the run, from PostgreSQL, and the last
+    one as ``last_<TYPE>``."""
     rows = topology.sql(
         "SELECT dagster_event_type, min(timestamp), max(timestamp) FROM event_logs "
         "WHERE run_id = %s AND dagster_event_type IS NOT NULL GROUP BY 1",
         run_id,
     )
-    times = {kind: first.replace(tzinfo=UTC).timestamp() for kind, first, _ in rows}
-    times |= {f"last_{kind}": last.replace(tzinfo=UTC).timestamp() for kind, _, last in rows}
+    from dagster import DagsterEventType
+
+    times = {}
+    for stored, first, last in rows:
+        kind = DagsterEventType(stored).name  # stored under legacy names: PIPELINE_START
+        times[kind] = first.replace(tzinfo=UTC).timestamp()
+        times[f"last_{kind}"] = last.replace(tzinfo=UTC).timestamp()
     return times
 
 

@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,13 @@ def stop_all(services: list[Service], timeout_s: float = 10.0) -> None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 service.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         service.kill()
+
+
+def stored_kinds(*names: str) -> list[str]:
+    """How the event log stores these event types (``RUN_START`` is ``PIPELINE_START``)."""
+    from dagster import DagsterEventType
+
+    return [DagsterEventType[name].value for name in names]
 
 
 def compose_env(values: dict[str, str], where: dict[str, str]) -> dict[str, str]:
@@ -231,6 +239,10 @@ def sensor_runs(topology: Topology) -> list[tuple[str, str, str]]:
 
 def _grpc_serving(port: int) -> bool:
     from dagster._grpc.client import DagsterGrpcClient
+
+    with socket.socket() as probe:  # not listening yet: no gRPC call (it logs every failure)
+        if probe.connect_ex(("127.0.0.1", port)) != 0:
+            return False
 
     return DagsterGrpcClient(port=port, host="127.0.0.1").health_check_query() == "SERVING"
 

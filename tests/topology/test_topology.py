@@ -13,7 +13,14 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.topology.stack import TERMINAL, Topology, sensor_runs, settled, wait_for
+from tests.topology.stack import (
+    TERMINAL,
+    Topology,
+    sensor_runs,
+    settled,
+    stored_kinds,
+    wait_for,
+)
 from wine_assets.readings.simulator import seed_store, tick
 from wine_assets.readings.store import open_store
 
@@ -141,19 +148,20 @@ def test_postgres_restart_during_a_run_fails_or_retries_visibly_nothing_twice(to
     if statuses[run_id] == "FAILURE":  # visibly: the failure is in the run's events
         (failures,) = topology.sql(
             "SELECT count(*) FROM event_logs WHERE run_id = %s "
-            "AND dagster_event_type IN ('RUN_FAILURE', 'STEP_FAILURE', 'ENGINE_EVENT') "
-            "AND event LIKE %s",
+            "AND dagster_event_type = ANY(%s) AND event LIKE %s",
             run_id,
+            stored_kinds("RUN_FAILURE", "STEP_FAILURE", "ENGINE_EVENT"),
             "%fail%",
         )[0]
         assert failures >= 1
     else:  # it rode out the outage: still running across it, and its record is whole
         (ended,) = topology.sql("SELECT end_time FROM runs WHERE run_id = %s", run_id)[0]
         assert ended > restarted_at, "the run had finished before the restart"
-        kinds = {k for (k,) in topology.sql(
+        kinds = topology.sql(
             "SELECT DISTINCT dagster_event_type FROM event_logs WHERE run_id = %s", run_id
-        )}  # fmt: skip
-        assert {"RUN_START", "STEP_SUCCESS", "ASSET_MATERIALIZATION", "RUN_SUCCESS"} <= kinds
+        )
+        whole = stored_kinds("RUN_START", "STEP_SUCCESS", "ASSET_MATERIALIZATION", "RUN_SUCCESS")
+        assert set(whole) <= {k for (k,) in kinds}
     with open(worker_log, "rb") as log:  # which way it went, for people reading artifacts
         log.seek(logged_before)
         retried = b"Retrying failed database connection" in log.read()
@@ -164,10 +172,12 @@ def test_postgres_restart_during_a_run_fails_or_retries_visibly_nothing_twice(to
     for rid in statuses:
         twice = topology.sql(
             "SELECT dagster_event_type, step_key, asset_key, partition, count(*) "
-            "FROM event_logs WHERE run_id = %s AND dagster_event_type IN "
-            "('ASSET_MATERIALIZATION', 'STEP_SUCCESS', 'RUN_START', 'RUN_SUCCESS', "
-            "'RUN_FAILURE') GROUP BY 1, 2, 3, 4 HAVING count(*) > 1",
+            "FROM event_logs WHERE run_id = %s AND dagster_event_type = ANY(%s) "
+            "GROUP BY 1, 2, 3, 4 HAVING count(*) > 1",
             rid,
+            stored_kinds(
+                "ASSET_MATERIALIZATION", "STEP_SUCCESS", "RUN_START", "RUN_SUCCESS", "RUN_FAILURE"
+            ),
         )
         assert twice == [], f"recorded twice in {rid}: {twice}"
     (rows,) = topology.sql("SELECT count(*) FROM runs WHERE run_id = %s", run_id)[0]
