@@ -203,16 +203,24 @@ class Topology:
             f"run {run_id} to finish",
         )
 
-    def daemon_healthy(self) -> bool:
+    def daemon_healthy(self, since: float = 0.0) -> bool:
+        """Every required daemon reports healthy, with a heartbeat newer than ``since``
+        (a SIGKILLed daemon's last heartbeats stay "healthy" for a while)."""
         data = self.graphql(
-            "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"
+            "{ instance { daemonHealth { allDaemonStatuses "
+            "{ daemonType healthy required lastHeartbeatTime } } } }"
         )
         statuses = data["instance"]["daemonHealth"]["allDaemonStatuses"]
-        return all(s["healthy"] for s in statuses if s["required"])
+        return all(
+            s["healthy"] and (s["lastHeartbeatTime"] or 0) > since
+            for s in statuses
+            if s["required"]
+        )
 
     def start_daemon(self) -> None:
+        started = time.time()
         self.services["daemon"].start()
-        wait_for(self.daemon_healthy, 90, "daemon heartbeats")
+        wait_for(lambda: self.daemon_healthy(started), 90, "the daemon's fresh heartbeats")
 
 
 def settled(topology: Topology) -> bool:
