@@ -35,6 +35,7 @@ from wine_assets.profiles.partitions import (
     TEMPERATURES,
     daily_partitions,
     day_key,
+    each_day,
     read_day,
     read_days,
     run_days,
@@ -108,11 +109,16 @@ def sensor_temperatures(
             f"no readings for {days[0]}..{days[-1]} in {sensor_profiles.drop_dir} "
             f"({len(files)} files looked at)"
         )
-    rows_per_day, sensors, nan, inf, memory = {}, [], 0, 0, 0
-    for day in days:
-        chunks = parts.pop(day)
+
+    def one_day(day: str) -> pd.DataFrame:
+        chunks = parts[day]
         temps = chunks[0] if len(chunks) == 1 else pd.concat([empty, *chunks], ignore_index=True)
         storage.write_parquet(day_key(TEMPERATURES, day), temps)
+        return temps
+
+    rows_per_day, sensors, nan, inf, memory = {}, [], 0, 0, 0
+    for day, temps in zip(days, each_day(days, one_day), strict=True):
+        parts.pop(day)
         values = temps["temperature"].to_numpy()
         rows_per_day[day] = len(temps)
         sensors.append(temps["sensor_id"].unique())
@@ -203,13 +209,15 @@ def sensor_daily_features(
     storage: PlatformStorage,
 ) -> dg.MaterializeResult:
     days = run_days(context)
-    parts = []
-    for day in days:
+
+    def one_day(day: str) -> pd.DataFrame:
         feats = daily_features(
             read_day(storage, TEMPERATURES, day), day, sensor_profiles.min_readings
         )
         storage.write_parquet(day_key(FEATURES, day), feats)
-        parts.append(feats)
+        return feats
+
+    parts = each_day(days, one_day)
     features = pd.concat(parts, ignore_index=True)
     counts = sensor_counts(storage, days, config.lookback_days) | {
         d: int(p["sensor_id"].nunique()) for d, p in zip(days, parts, strict=True)
@@ -363,13 +371,15 @@ def sensor_profile_assignments(
     champion, files = model_store.champion_files(MODEL_NAME)
     model = ProfileModel.from_files(files)
     assigned_at = datetime.now(UTC).isoformat(timespec="seconds")
-    parts = []
-    for day in days:
+
+    def one_day(day: str) -> pd.DataFrame:
         part = assign(model, read_day(storage, FEATURES, day)).assign(
             model_version=champion.version, run_id=context.run.run_id, assigned_at=assigned_at
         )
         storage.write_parquet(day_key(ASSIGNMENTS, day), part)
-        parts.append(part)
+        return part
+
+    parts = each_day(days, one_day)
     assignments = pd.concat(parts, ignore_index=True)
     written = None
     if sensor_profiles.dsn:

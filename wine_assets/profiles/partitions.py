@@ -5,7 +5,11 @@ layout ``platform-sql`` reads as one view), written by the asset itself: a backf
 range is one run (``BackfillPolicy.single_run()``) that still leaves one file per day.
 """
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import TypeVar
 
 import dagster as dg
 import pandas as pd
@@ -32,6 +36,18 @@ def run_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
     """``[start, end)`` of the run's days as naive UTC datetimes (how readings are stored)."""
     window = context.partition_time_window
     return window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
+
+
+T = TypeVar("T")
+
+
+def each_day(days: list[str], work: Callable[[str], T]) -> list[T]:
+    """``work(day)`` for every day, in order, a few days at a time: parquet decoding, encoding
+    and file IO release the GIL, so a range backfill keeps every core busy."""
+    if len(days) == 1:
+        return [work(days[0])]
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return list(pool.map(work, days))
 
 
 def day_key(asset: dg.AssetKey, day: str) -> str:
