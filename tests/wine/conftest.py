@@ -13,23 +13,14 @@ from typing import Any
 
 import pytest
 
+from wine_assets.monitoring.page import EXAMPLE
 from wine_assets.readings.store import ReadingsStore, open_store
 
 #: A real UCI red-wine row (the first line of winequality-red.csv) plus a temperature.
 BASE_READING: dict[str, Any] = {
     "barrel_id": "barrel-0001",
     "wine_type": "red",
-    "fixed_acidity": 7.4,
-    "volatile_acidity": 0.7,
-    "citric_acid": 0.0,
-    "residual_sugar": 1.9,
-    "chlorides": 0.076,
-    "free_sulfur_dioxide": 11.0,
-    "total_sulfur_dioxide": 34.0,
-    "density": 0.9978,
-    "ph": 3.51,
-    "sulphates": 0.56,
-    "alcohol": 9.4,
+    **EXAMPLE,
     "temperature_c": 14.0,
 }
 
