@@ -52,6 +52,10 @@ bench: setup
 	$(BIN)/python benchmarks/prediction_api.py --json bench-results/prediction_api.json
 	$(BIN)/python benchmarks/drift.py --json bench-results/drift.json
 	$(BIN)/python benchmarks/topology.py --json bench-results/topology.json
+	$(BIN)/python benchmarks/wine_model.py --json bench-results/wine_model.json
+	$(BIN)/python benchmarks/reading_latency.py --json bench-results/reading_latency.json
+	$(BIN)/python benchmarks/batch_scoring.py --json bench-results/batch_scoring.json
+	$(BIN)/python benchmarks/sensor_profiles.py --json bench-results/sensor_profiles.json
 
 clean:
 	rm -rf $(VENV) .dagster_home .platform
