@@ -1,6 +1,7 @@
 """The wine graph in Dagster: training → champion → sensor-triggered snapshots → predictions."""
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -164,6 +165,36 @@ def test_normal_snapshot_passes_every_check(trained, barrels):
     assert all(e.passed for e in result.get_asset_check_evaluations())
     snap = storage.read_parquet(f"tables/wine_sensor_snapshot/{key}.parquet")
     assert len(snap) == 16 and set(snap["wine_type"]) == {"red", "white"}
+
+
+def test_a_write_not_visible_in_the_window_is_named_by_a_warning(trained, barrels):
+    """A seq handed out but never visible (a DynamoDB writer that reserved it and died) is
+    reported after the re-read wait; the rest of the window is still scored."""
+    storage, _ = trained
+    with open_store(barrels) as store:
+        start = store.max_seq()
+    with sqlite3.connect(barrels.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq'")  # reserved, lost
+    with open_store(barrels) as store:
+        tick(store, np.random.default_rng(5), barrels_per_tick=2)
+        upto = store.max_seq()
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(snapshot_partitions.name, [snapshot_key(start)])
+        key = snapshot_key(upto)
+        instance.add_dynamic_partitions(snapshot_partitions.name, [key])
+        result = dg.materialize(
+            [*ASSETS, *CHECKS],
+            selection=SNAPSHOT_ASSETS,
+            partition_key=key,
+            resources=resources(storage, barrels),
+            instance=instance,
+            run_config={"ops": {"wine_sensor_snapshot": {"config": {"window_wait_s": 0.3}}}},
+        )
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    window = checks["window_complete"]
+    assert not window.passed and window.severity == dg.AssetCheckSeverity.WARN
+    assert window.metadata["not_visible_seqs"].value == [start + 1]
+    assert sorted(s for _, s in _scored(result)) == list(range(start + 2, upto + 1))
 
 
 def store_max_seq(url: str) -> int:

@@ -6,8 +6,14 @@ so a partition key is also the run key. Partition ``seq-N`` covers the window of
 scored, read from the store's append-only history, including readings that a newer one had
 already replaced by the time the run looked. Windows never overlap and leave no gap, so a
 change is never scored twice, nor skipped, however late a run starts.
+
+Seqs are handed out without holes, so a window's history should hold every seq in it. On
+DynamoDB a seq is reserved before its reading is written (and the seq index is eventually
+consistent), so a reading can become visible a moment after a higher one: the snapshot re-reads
+for a short while and the ``window_complete`` check names any seq still not visible.
 """
 
+import time
 from datetime import UTC, datetime
 from itertools import repeat
 
@@ -20,8 +26,8 @@ from platform_core.model_store import ModelStoreResource
 from wine_assets.features import FEATURES, WINE_TYPES
 from wine_assets.quality import model as wine_model
 from wine_assets.readings.resource import ReadingsStoreResource
-from wine_assets.readings.schema import Prediction
-from wine_assets.readings.store import utc_now
+from wine_assets.readings.schema import Prediction, Reading
+from wine_assets.readings.store import ReadingsStore, utc_now
 
 GROUP = "wine_quality"
 MODEL_NAME = "wine_quality"
@@ -53,6 +59,26 @@ class SnapshotConfig(dg.Config):
     freshness_s: float = Field(
         default=300.0, description="Every barrel must have reported within this many seconds."
     )
+    window_wait_s: float = Field(
+        default=3.0,
+        description="How long to re-read while some seq of the window is not visible yet.",
+    )
+
+
+def read_window(
+    store: ReadingsStore, after: int, upto: int, wait_s: float
+) -> tuple[list[Reading], list[Reading], list[int]]:
+    """Current readings, the window's history and the window's seqs still not visible after
+    re-reading for up to ``wait_s`` (current readings are read first: a reading that shows up
+    in between is then in the history, never lost)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        current = store.all()
+        window = store.history(after, upto)
+        missing = sorted(set(range(after + 1, upto + 1)) - {r.seq for r in window})
+        if not missing or time.monotonic() >= deadline:
+            return current, window, missing
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
 
 def training_ranges(training: pd.DataFrame) -> dict[str, dict[str, tuple[float, float]]]:
@@ -86,6 +112,7 @@ def out_of_range(snapshot: pd.DataFrame, ranges: dict) -> dict[str, list[str]]:
         dg.AssetCheckSpec("no_missing_values", asset=SNAPSHOT, blocking=True),
         dg.AssetCheckSpec("within_training_ranges", asset=SNAPSHOT, blocking=True),
         dg.AssetCheckSpec("barrels_fresh", asset=SNAPSHOT),
+        dg.AssetCheckSpec("window_complete", asset=SNAPSHOT),
     ],
 )
 def wine_sensor_snapshot(
@@ -96,8 +123,7 @@ def wine_sensor_snapshot(
 ):
     after, upto = snapshot_window(context)
     with readings_store.open() as store:
-        current = store.all()
-        window = store.history(after, upto)
+        current, window, not_visible = read_window(store, after, upto, config.window_wait_s)
     if not current:
         raise dg.Failure("the readings store holds no barrels: seed it with `wine-sim seed`")
     seen = {r.seq for r in current}
@@ -120,6 +146,14 @@ def wine_sensor_snapshot(
                 snap.loc[snap["current"], "wine_type"].value_counts().to_dict()
             ),
         },
+    )
+    yield dg.AssetCheckResult(
+        check_name="window_complete",
+        passed=not not_visible,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(not_visible)} of the window's {upto - after} writes not visible "
+        f"after {config.window_wait_s:g}s (they will not be scored)",
+        metadata={"not_visible_seqs": dg.MetadataValue.json(not_visible[:100])},
     )
     missing = {c: int(n) for c, n in snap[[*FEATURES, "temperature_c"]].isna().sum().items() if n}
     yield dg.AssetCheckResult(
