@@ -68,7 +68,7 @@ def measure(barrels: int, interval: float, duration: float, drain: float) -> dic
         written: list[tuple[str, int, float]] = []
         with open_store(env["WINE_READINGS_STORE"]) as store:
             seeded = seed_store(store, barrels, rng, "both")
-        dev_log = open(Path(tmp) / "dev.log", "w")  # noqa: SIM115 (closed with the folder)
+        dev_log = open(Path(tmp) / "dev.log", "w")  # noqa: SIM115 (closed in finally)
         dev = subprocess.Popen(
             [str(BIN / "dagster"), "dev", "-m", "wine_assets.definitions", "-p", "0"],
             cwd=REPO,
@@ -103,6 +103,7 @@ def measure(barrels: int, interval: float, duration: float, drain: float) -> dic
             except subprocess.TimeoutExpired:
                 os.killpg(dev.pid, signal.SIGKILL)
                 dev.wait()
+            dev_log.close()
         storage = PlatformStorage.local(f"{tmp}/storage")
         keys = storage.list_keys("tables/barrel_quality_predictions")
         preds = (

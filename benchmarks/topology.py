@@ -77,7 +77,6 @@ def measure(runs: int, barrels: int, per_change: int) -> dict:
         t0 = time.perf_counter()
         retrain = topology.launch("wine", "wine_retrain", WINE_FAST)
         with open_store(topology.readings_url) as store:
-            store.create()
             seed_store(store, barrels, np.random.default_rng(0), "both", data_dir=data_dir())
         if topology.wait_run(retrain, timeout_s=600) != "SUCCESS":
             raise RuntimeError(f"wine_retrain run {retrain} failed: see {artifacts}")

@@ -10,7 +10,6 @@ import importlib.metadata
 import importlib.util
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 import yaml
@@ -159,15 +158,18 @@ def test_no_credential_is_written_in_a_file():
     assert env_example()["DAGSTER_PG_PASSWORD"] == "change-me"
 
 
-def test_production_instance_config_is_valid(tmp_path: Path, monkeypatch):
+def test_production_instance_config_is_valid(monkeypatch):
     """Dagster's own schema accepts docker/dagster.yaml once the variables are set."""
     from dagster._core.instance.config import dagster_instance_config
 
     for var in env_refs(yaml.safe_load((DOCKER / "dagster.yaml").read_text())):
         monkeypatch.setenv(var, "5432" if var.endswith(("PORT", "RUNS")) else "example")
-    (tmp_path / "dagster.yaml").write_text((DOCKER / "dagster.yaml").read_text())
-    config, _ = dagster_instance_config(str(tmp_path))
+    config, _ = dagster_instance_config(str(DOCKER))
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    assert {"key": "platform/trigger", "value": "sensor", "limit": 1} in limits
+    assert config["run_monitoring"]["enabled"] is True
+    assert config["run_retries"]["max_retries"] == 1
     assert config["compute_logs"]["class"] == "S3ComputeLogManager"
     assert "postgres" in config["storage"]
 

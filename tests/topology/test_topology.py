@@ -70,7 +70,6 @@ def test_readings_written_to_dynamodb_are_scored_by_the_sensors_runs(topology, d
     run_id = topology.launch("wine", "wine_retrain", WINE_FAST)
     # Seeded while the model trains: the sensor waits (cursor kept) for a champion.
     with open_store(topology.readings_url) as store:
-        store.create()
         seed_store(store, BARRELS, np.random.default_rng(7), "both", data_dir=data_dir)
     assert topology.wait_run(run_id, timeout_s=240) == "SUCCESS"
     wait_for(lambda: settled(topology), 120, "the sensor's runs to score every barrel")

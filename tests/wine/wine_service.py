@@ -19,14 +19,12 @@ import requests
 from platform_core.model_store import ModelStoreResource
 from platform_core.storage import PlatformStorage
 from tests.conftest import free_port
-from tests.wine.conftest import BASE_READING
+from wine_assets.monitoring.page import EXAMPLE
 from wine_assets.monitoring.prediction_log import PredictionLogResource
 from wine_assets.readings.resource import ReadingsStoreResource
 
-#: A valid wine for the service: the first UCI red row (BASE_READING without barrel fields).
-WINE: dict[str, Any] = {
-    k: v for k, v in BASE_READING.items() if k not in {"barrel_id", "temperature_c"}
-}
+#: A valid wine for the service: the first UCI red row.
+WINE: dict[str, Any] = {"wine_type": "red", **EXAMPLE}
 
 
 @contextmanager

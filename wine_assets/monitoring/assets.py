@@ -60,9 +60,9 @@ def _history(storage: PlatformStorage, limit: int) -> pd.DataFrame:
 
 def auc_plot(history: pd.DataFrame, thresholds: Thresholds, title: str) -> dg.MetadataValue:
     """Drift AUC per window with the WARN/ERROR thresholds (system B's monitoring graph)."""
-    import matplotlib.pyplot as plt  # in the step, not when the code location loads
+    from platform_core.plots import figure_markdown, pyplot
 
-    from platform_core.plots import figure_markdown
+    plt = pyplot()  # Agg backend, imported in the step, not when the code location loads
 
     fig, ax = plt.subplots(figsize=(8, 3.2))
     ax.plot(history["window_start"], history["drift_auc"], marker="o", lw=1.2)

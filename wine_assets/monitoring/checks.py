@@ -13,7 +13,7 @@ import dagster as dg
 
 from platform_core.storage import PlatformStorage
 from wine_assets.monitoring.assets import drift_partitions, read_summary, wine_drift_report
-from wine_assets.monitoring.drift import DRIFT_COLUMNS
+from wine_assets.monitoring.drift import DRIFT_COLUMNS, rejected_features
 from wine_assets.monitoring.thresholds import DriftThresholds
 
 
@@ -79,7 +79,7 @@ def drifting_features_share(
     if skipped is not None:
         return skipped
     t = drift_thresholds.values()
-    rejected = sorted(f for f, p in summary["pvalues"].items() if p < t.alpha)
+    rejected = rejected_features(summary["pvalues"], t.alpha)
     share = len(rejected) / len(DRIFT_COLUMNS)
     passed, severity = _severity(share, t.share_warn, t.share_error)
     return dg.AssetCheckResult(

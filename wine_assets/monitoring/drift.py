@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,18 +80,20 @@ class DriftResult:
     """What the asset and checks need from one comparison."""
 
     auc: float
-    rows_current: int
     rows_baseline: int
     tests: pd.DataFrame  # per feature: testname, statistic, pvalue
     prediction_js_divergence: float
     mean_quality_current: float
     mean_quality_baseline: float
     report_html: bytes | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def rejected(self, alpha: float) -> list[str]:
-        """Features whose statistical test rejects "same distribution" at level ``alpha``."""
-        return sorted(self.tests.index[self.tests["pvalue"] < alpha])
+        return rejected_features(self.tests["pvalue"].to_dict(), alpha)
+
+
+def rejected_features(pvalues: dict[str, float], alpha: float) -> list[str]:
+    """Features whose statistical test rejects "same distribution" at level ``alpha``."""
+    return sorted(f for f, p in pvalues.items() if p < alpha)
 
 
 def _cap_groups(df: pd.DataFrame, hue: str) -> pd.DataFrame:
@@ -176,7 +178,6 @@ def compare(
             html = out.read_bytes()
     return DriftResult(
         auc=float(sd.auc),
-        rows_current=len(current),
         rows_baseline=len(baseline),
         tests=sd.datadrift_stat_test[["testname", "statistic", "pvalue"]].astype(
             {"statistic": "float64", "pvalue": "float64"}

@@ -42,17 +42,16 @@ def build_drift_sensor(job) -> dg.SensorDefinition:
         now = datetime.now(UTC)
         with prediction_log.open() as log:  # rows still committing wait for the next tick
             new = log.since(cursor, before=now - timedelta(seconds=settings.settle_s))
-        if new.count == 0:
-            return dg.SkipReason(f"no new predictions after position {cursor}")
-        waited = (now - new.oldest).total_seconds()
-        if new.count < settings.min_rows and waited < settings.max_wait_s:
-            return dg.SkipReason(
-                f"{new.count} new rows (< {settings.min_rows}), oldest waited {waited:.0f}s "
-                f"(< {settings.max_wait_s}s)"
-            )
-        if model_store.registry(MODEL_NAME).champion() is None:
-            return dg.SkipReason(f"{MODEL_NAME} has no champion: the rows wait (cursor kept)")
-        with prediction_log.open() as log:
+            if new.count == 0:
+                return dg.SkipReason(f"no new predictions after position {cursor}")
+            waited = (now - new.oldest).total_seconds()
+            if new.count < settings.min_rows and waited < settings.max_wait_s:
+                return dg.SkipReason(
+                    f"{new.count} new rows (< {settings.min_rows}), oldest waited {waited:.0f}s "
+                    f"(< {settings.max_wait_s}s)"
+                )
+            if model_store.registry(MODEL_NAME).champion() is None:
+                return dg.SkipReason(f"{MODEL_NAME} has no champion: the rows wait (cursor kept)")
             hours = log.hours_since(cursor, new.max_position)
         first = drift_partitions.start.timestamp()
         keys = [

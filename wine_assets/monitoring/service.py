@@ -59,15 +59,16 @@ class ChampionCache:
         with self._lock:
             now = time.monotonic()
             if now - self._checked >= self._every or self._current is None:
-                champion = self._store.registry(MODEL_NAME).champion()
+                registry = self._store.registry(MODEL_NAME)
+                champion = registry.champion()
                 self._checked = now
                 if champion is None:
                     raise NoChampionError(
                         f"{MODEL_NAME} has no champion yet: run the wine_retrain job"
                     )
                 if self._current is None or self._current[0].version != champion.version:
-                    version, files = self._store.champion_files(MODEL_NAME)
-                    self._current = (version, wine_model.from_files(files))
+                    files = registry.verify(champion)  # the version just read, not a re-read
+                    self._current = (champion, wine_model.from_files(files))
             return self._current
 
 

@@ -111,14 +111,13 @@ def sensor_temperatures(
         )
 
     def one_day(day: str) -> pd.DataFrame:
-        chunks = parts[day]
+        chunks = parts.pop(day)  # a day's chunks are released once the day is written
         temps = chunks[0] if len(chunks) == 1 else pd.concat([empty, *chunks], ignore_index=True)
         storage.write_parquet(day_key(TEMPERATURES, day), temps)
         return temps
 
     rows_per_day, sensors, nan, inf, memory = {}, [], 0, 0, 0
     for day, temps in zip(days, each_day(days, one_day), strict=True):
-        parts.pop(day)
         values = temps["temperature"].to_numpy()
         rows_per_day[day] = len(temps)
         sensors.append(temps["sensor_id"].unique())

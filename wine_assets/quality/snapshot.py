@@ -69,11 +69,11 @@ def read_window(
     store: ReadingsStore, after: int, upto: int, wait_s: float
 ) -> tuple[list[Reading], list[Reading], list[int]]:
     """Current readings, the window's history and the window's seqs still not visible after
-    re-reading for up to ``wait_s`` (current readings are read first: a reading that shows up
-    in between is then in the history, never lost)."""
+    re-reading the history for up to ``wait_s`` (current readings are read first: a reading
+    that shows up later is then in the history, never lost)."""
+    current = store.all()
     deadline = time.monotonic() + wait_s
     while True:
-        current = store.all()
         window = store.history(after, upto)
         missing = sorted(set(range(after + 1, upto + 1)) - {r.seq for r in window})
         if not missing or time.monotonic() >= deadline:
