@@ -191,3 +191,13 @@ def test_instance_users_start_after_the_schema_exists(name):
     """Processes starting together on an empty database race to create the same tables."""
     assert command("instance-migrate") == ["dagster", "instance", "migrate"]
     assert {"instance-migrate", "postgres"} <= waits_for(name)
+
+
+@pytest.mark.parametrize("name", DAGSTER_SERVICES)
+def test_dagster_runs_the_same_way_locally_and_in_production(name):
+    """Single-run backfills log one planned event per asset (Makefile for `dagster dev`, the
+    compose environment for production): the setting must not differ between the two."""
+    var = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert re.search(rf"^export {var} \?= 1$", makefile, re.MULTILINE)
+    assert str(SERVICES[name]["environment"][var]) == "1"
