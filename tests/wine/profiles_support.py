@@ -13,16 +13,26 @@ from platform_core.storage import PlatformStorage
 from platform_core.tables import ParquetTableIOManager
 from wine_assets.profiles.assets import profile_assets
 from wine_assets.profiles.resources import SensorProfilesSettings
+from wine_assets.readings.resource import ReadingsStoreResource
 
 
 def profile_resources(
-    storage: PlatformStorage, drop_dir: Path, dsn: str | None = None, k: int = 4
+    storage: PlatformStorage,
+    drop_dir: Path,
+    dsn: str | None = None,
+    k: int = 4,
+    source: str = "drop",
+    readings_url: str = "sqlite:///:memory:",
 ) -> dict:
+    """The profile assets' resources; the readings store is only opened by source=readings."""
     return {
         "storage": storage,
         "io_manager": ParquetTableIOManager(storage=storage),
         "model_store": ModelStoreResource(storage=storage),
-        "sensor_profiles": SensorProfilesSettings(drop_dir=str(drop_dir), dsn=dsn, k=k),
+        "readings_store": ReadingsStoreResource(url=readings_url),
+        "sensor_profiles": SensorProfilesSettings(
+            drop_dir=str(drop_dir), dsn=dsn, k=k, source=source
+        ),
     }
 
 

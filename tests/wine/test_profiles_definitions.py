@@ -28,22 +28,26 @@ def test_drop_sensor_runs_by_default_and_targets_the_profiles_job():
 
 
 def test_settings_come_from_the_environment_or_the_documented_defaults(monkeypatch, tmp_path):
-    for name in ("PROFILES_DROP_DIR", "PROFILES_DSN", "PROFILES_K", "PROFILES_MIN_READINGS"):
+    names = ("PROFILES_DROP_DIR", "PROFILES_DSN", "PROFILES_K", "PROFILES_MIN_READINGS")
+    for name in (*names, "PROFILES_SOURCE"):
         monkeypatch.delenv(name, raising=False)
     local = profiles_settings()
-    assert (local.drop_dir, local.dsn, local.k, local.min_readings) == (
+    assert (local.drop_dir, local.dsn, local.k, local.min_readings, local.source) == (
         default_drop_dir(),
         None,
         4,
         18,
+        "drop",
     )
     assert default_drop_dir().endswith("mock_ml_pipeline")
     monkeypatch.setenv("PROFILES_DROP_DIR", str(tmp_path))
     monkeypatch.setenv("PROFILES_DSN", "postgresql://u:p@127.0.0.1:5/db")
     monkeypatch.setenv("PROFILES_K", "6")
+    monkeypatch.setenv("PROFILES_SOURCE", "readings")
     configured = profiles_settings()
     assert configured.drop_dir == dg.EnvVar("PROFILES_DROP_DIR")
     assert configured.dsn == dg.EnvVar("PROFILES_DSN")
     assert configured.k == dg.EnvVar.int("PROFILES_K")
+    assert configured.source == dg.EnvVar("PROFILES_SOURCE")
     resolved = configured.process_config_and_initialize()
-    assert (resolved.drop_dir, resolved.k) == (str(tmp_path), 6)
+    assert (resolved.drop_dir, resolved.k, resolved.source_name()) == (str(tmp_path), 6, "readings")

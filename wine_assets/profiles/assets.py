@@ -42,7 +42,9 @@ from wine_assets.profiles.partitions import (
     run_window,
     single_run,
 )
+from wine_assets.profiles.readings_source import hourly_temperatures
 from wine_assets.profiles.resources import SensorProfilesSettings
+from wine_assets.readings.resource import ReadingsStoreResource
 
 GROUP = "sensor_profiles"
 
@@ -79,25 +81,15 @@ def split_by_day(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pandas", "parquet"},
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    description="Hourly readings (sensor_id, timestamp, temperature) of each day, read from "
-    "the drop location (PROFILES_DROP_DIR); NaN/inf kept as dropped, for the features to count.",
-)
-def sensor_temperatures(
-    context: dg.AssetExecutionContext,
-    sensor_profiles: SensorProfilesSettings,
-    storage: PlatformStorage,
-) -> dg.MaterializeResult:
-    days = run_days(context)
-    start, end = run_window(context)
-    files = list_drop_files(sensor_profiles.drop_dir)
+def drop_source(
+    settings: SensorProfilesSettings, days: list[str], start: datetime, end: datetime
+) -> tuple[dict[str, list[pd.DataFrame]], pd.DataFrame, dict]:
+    """Each day's rows from the drop files (file by file: no one big concat), an empty frame
+    of their types, and the files used."""
+    files = list_drop_files(settings.drop_dir)
     parts: dict[str, list[pd.DataFrame]] = {d: [] for d in days}
     used, empty = [], None
-    for f in files:  # file by file: a day's rows are gathered without one big concat
+    for f in files:
         frame = read_drop_file(f.path, start, end)
         if len(frame):
             used.append(f.name)
@@ -106,9 +98,50 @@ def sensor_temperatures(
             empty = frame.iloc[0:0]
     if empty is None:
         raise dg.Failure(
-            f"no readings for {days[0]}..{days[-1]} in {sensor_profiles.drop_dir} "
+            f"no readings for {days[0]}..{days[-1]} in {settings.drop_dir} "
             f"({len(files)} files looked at)"
         )
+    return parts, empty, {"files_used": dg.MetadataValue.json(used)}
+
+
+def readings_source(
+    readings_store: ReadingsStoreResource, days: list[str], start: datetime, end: datetime
+) -> tuple[dict[str, list[pd.DataFrame]], pd.DataFrame, dict]:
+    """Each day's hourly rows from the readings store's history (barrel = sensor, text id),
+    an empty frame of their types, and how many readings they average."""
+    with readings_store.open() as store:
+        history = store.temperature_history(start, end)
+    if history.empty:
+        raise dg.Failure(f"no readings for {days[0]}..{days[-1]} in the readings store ({store!r})")
+    hourly = hourly_temperatures(history)
+    parts: dict[str, list[pd.DataFrame]] = {d: [] for d in days}
+    for day, part in split_by_day(hourly).items():
+        parts[day].append(part)
+    return parts, hourly.iloc[0:0], {"store_readings_used": len(history)}
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas", "parquet"},
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    description="Hourly readings (sensor_id, timestamp, temperature) of each day, from the drop "
+    "location (PROFILES_DROP_DIR) or, with PROFILES_SOURCE=readings, the readings store's "
+    "history averaged per barrel and hour; NaN/inf kept as dropped, for the features to count.",
+)
+def sensor_temperatures(
+    context: dg.AssetExecutionContext,
+    sensor_profiles: SensorProfilesSettings,
+    readings_store: ReadingsStoreResource,
+    storage: PlatformStorage,
+) -> dg.MaterializeResult:
+    days = run_days(context)
+    start, end = run_window(context)
+    source = sensor_profiles.source_name()
+    if source == "readings":
+        parts, empty, source_metadata = readings_source(readings_store, days, start, end)
+    else:
+        parts, empty, source_metadata = drop_source(sensor_profiles, days, start, end)
 
     def one_day(day: str) -> pd.DataFrame:
         chunks = parts.pop(day)  # a day's chunks are released once the day is written
@@ -128,7 +161,8 @@ def sensor_temperatures(
         | {
             "dagster/row_count": sum(rows_per_day.values()),
             "memory_mb": round(memory / 2**20, 3),
-            "files_used": dg.MetadataValue.json(used),
+            "source": source,
+            **source_metadata,
             "sensors": len(pd.unique(np.concatenate(sensors))),
             "nan_values": nan,
             "inf_values": inf,

@@ -5,6 +5,7 @@ import dagster as dg
 
 from wine_assets.profiles.assets import profile_assets
 from wine_assets.profiles.resources import profiles_settings
+from wine_assets.profiles.schedule import build_readings_schedule
 from wine_assets.profiles.sensor import build_drop_sensor
 
 profiles_job = dg.define_asset_job(
@@ -18,5 +19,6 @@ defs = dg.Definitions(
     assets=profile_assets,
     jobs=[profiles_job],
     sensors=[build_drop_sensor(profiles_job)],
+    schedules=[build_readings_schedule(profiles_job)],
     resources={"sensor_profiles": profiles_settings()},
 )

@@ -33,11 +33,12 @@ DESCRIPTIONS = {
 }
 
 
-def empty_features() -> pd.DataFrame:
+def empty_features(sensor_id_dtype: object) -> pd.DataFrame:
+    """No sensor-days, typed like a day with some (ids stay int or text as in the readings)."""
     frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
     return frame.astype(
         {
-            "sensor_id": "int64",
+            "sensor_id": sensor_id_dtype,
             "day": "string",
             "readings": "int64",
             "nan_values": "int64",
@@ -52,7 +53,7 @@ def daily_features(temperatures: pd.DataFrame, day: str, min_readings: int) -> p
     if min_readings < 2:
         raise ValueError(f"min_readings: must be at least 2 (a std needs two), got {min_readings}")
     if temperatures.empty:
-        return empty_features()
+        return empty_features(temperatures["sensor_id"].dtype)
     values = temperatures["temperature"].to_numpy(dtype="float64")
     finite = np.isfinite(values)
     frame = pd.DataFrame(

@@ -5,6 +5,9 @@ from pydantic import Field
 
 from platform_core.settings import data_dir, int_setting, optional_setting, setting
 
+#: Where ``sensor_temperatures`` reads hourly readings (PROFILES_SOURCE).
+SOURCES = ("drop", "readings")
+
 
 def default_drop_dir() -> str:
     """System E's sample files: ``$PLATFORM_DATA_DIR/mock_ml_pipeline``."""
@@ -12,8 +15,13 @@ def default_drop_dir() -> str:
 
 
 class SensorProfilesSettings(dg.ConfigurableResource):
-    """Where readings are dropped, how many profiles, and where assignments go in production."""
+    """Where readings come from, how many profiles, and where assignments go in production."""
 
+    source: str = Field(
+        default="drop",
+        description="drop: files in drop_dir (a sensor picks them up); readings: the barrel "
+        "readings store's temperature history (readings_store resource, a daily schedule).",
+    )
     drop_dir: str = Field(
         description="Folder of CSV/parquet files (sensor_id, timestamp, temperature); read only."
     )
@@ -27,6 +35,12 @@ class SensorProfilesSettings(dg.ConfigurableResource):
         description="A sensor-day with fewer finite readings (of 24) is flagged, not clustered.",
     )
 
+    def source_name(self) -> str:
+        """``source`` checked when used: an EnvVar is only resolved then, not at definition."""
+        if self.source not in SOURCES:
+            raise ValueError(f"PROFILES_SOURCE: expected one of {SOURCES}, got {self.source!r}")
+        return self.source
+
 
 def profiles_settings() -> SensorProfilesSettings:
     return SensorProfilesSettings(
@@ -34,4 +48,5 @@ def profiles_settings() -> SensorProfilesSettings:
         dsn=optional_setting("PROFILES_DSN"),
         k=int_setting("PROFILES_K", 4),
         min_readings=int_setting("PROFILES_MIN_READINGS", 18),
+        source=setting("PROFILES_SOURCE", "drop"),
     )

@@ -61,6 +61,9 @@ def build_drop_sensor(job) -> dg.SensorDefinition:
     def sensor_temperature_drop_sensor(
         context: dg.SensorEvaluationContext, sensor_profiles: SensorProfilesSettings
     ) -> dg.SensorResult | dg.SkipReason:
+        source = sensor_profiles.source_name()
+        if source != "drop":
+            return dg.SkipReason(f"PROFILES_SOURCE={source}: the daily schedule starts runs")
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         try:
             files = list_drop_files(sensor_profiles.drop_dir)

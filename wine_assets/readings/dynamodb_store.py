@@ -37,8 +37,9 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -47,10 +48,15 @@ from wine_assets.readings.schema import NUMERIC_FIELDS, Prediction, Reading
 from wine_assets.readings.store import (
     ReadingsStore,
     _check_cursor,
+    _temperature_frame,
+    _time_window,
     utc_now,
     validate_batch,
     validate_predictions,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["GSI_NAME", "SHARD", "DynamoDbReadingsStore"]
 
@@ -433,6 +439,39 @@ class DynamoDbReadingsStore(ReadingsStore):
 
     def close(self) -> None:
         self._client.close()
+
+    def temperature_history(self, start: str | datetime, end: str | datetime) -> pd.DataFrame:
+        """A paged Query of the history table with a FilterExpression on ``updated_at``: it
+        reads the whole history partition (filtering happens after the read, so the cost and
+        the read capacity grow with all history, not with the window; a time-keyed index
+        would be the fix when that matters)."""
+        lo, hi = _time_window(start, end)
+        kwargs: dict[str, Any] = {
+            "TableName": self.history_table,
+            "KeyConditionExpression": "#s = :shard",
+            "FilterExpression": "#u >= :lo AND #u < :hi",
+            "ProjectionExpression": "#b, #u, #t",
+            "ExpressionAttributeNames": {
+                "#s": "shard",
+                "#u": "updated_at",
+                "#b": "barrel_id",
+                "#t": "temperature_c",
+            },
+            "ExpressionAttributeValues": {":shard": _str(SHARD), ":lo": _str(lo), ":hi": _str(hi)},
+            "ConsistentRead": True,
+        }
+        rows: list[tuple[str, str, float]] = []
+        while True:
+            response = self._client.query(**kwargs)
+            rows.extend(
+                (i["barrel_id"]["S"], i["updated_at"]["S"], _float(i["temperature_c"]))
+                for i in response["Items"]
+            )
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        rows.sort(key=lambda row: row[1])  # stable: seq order within one stamp, as on SQLite
+        return _temperature_frame(rows)
 
 
 def _reading(item: Mapping[str, Any]) -> Reading:

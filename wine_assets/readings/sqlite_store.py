@@ -17,17 +17,23 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wine_assets.readings.schema import NUMERIC_FIELDS, Prediction, Reading
 from wine_assets.readings.store import (
     ReadingsStore,
     _check_cursor,
+    _temperature_frame,
+    _time_window,
     utc_now,
     validate_batch,
     validate_predictions,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SCHEMA_VERSION", "SqliteReadingsStore"]
 
@@ -68,6 +74,8 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0)",
     f"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION})",
+    # temperature_history's time window (IF NOT EXISTS: files made before it get it too).
+    "CREATE INDEX IF NOT EXISTS reading_history_updated_at ON reading_history (updated_at)",
 ]
 
 _UPSERT = (
@@ -236,6 +244,16 @@ class SqliteReadingsStore(ReadingsStore):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def temperature_history(self, start: str | datetime, end: str | datetime) -> pd.DataFrame:
+        """One range read on the ``reading_history_updated_at`` index (``create`` adds it to
+        files made before it existed)."""
+        rows = self._query(
+            "SELECT barrel_id, updated_at, temperature_c FROM reading_history "
+            "WHERE updated_at >= ? AND updated_at < ? ORDER BY updated_at, seq",
+            _time_window(start, end),
+        )
+        return _temperature_frame(rows)
 
 
 def _reading(row: Sequence[Any]) -> Reading:

@@ -18,10 +18,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from wine_assets.readings.schema import InvalidReadingError, Prediction, Reading, parse_reading
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ReadingsStore", "open_store", "utc_now", "validate_batch", "validate_predictions"]
 
@@ -177,6 +180,13 @@ class ReadingsStore(ABC):
     ) -> None:
         self.close()
 
+    @abstractmethod
+    def temperature_history(self, start: str | datetime, end: str | datetime) -> pd.DataFrame:
+        """Every reading written with ``start <= updated_at < end`` (a bound without an offset
+        is UTC), superseded ones included, as columns ``barrel_id``, ``updated_at`` (the
+        stored ISO text) and ``temperature_c``, ordered by ``updated_at`` then seq: the
+        barrels' temperature record, which the sensor-profile assets turn into hourly rows."""
+
 
 def _check_cursor(seq: int, limit: int | None) -> None:
     if isinstance(seq, bool) or not isinstance(seq, int):
@@ -228,4 +238,34 @@ def open_store(url: str) -> ReadingsStore:
     raise ValueError(
         f"unsupported readings store URL {url!r}: expected sqlite:///ABSOLUTE/PATH.db, "
         "sqlite:///:memory: or dynamodb://TABLE?region=…&endpoint=…"
+    )
+
+
+def _time_window(start: str | datetime, end: str | datetime) -> tuple[str, str]:
+    """``[start, end)`` written as the store writes ``updated_at`` (``utc_now``'s format), so
+    comparing the texts compares the times on both backends."""
+
+    def stamp(value: str | datetime) -> str:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+    lo, hi = stamp(start), stamp(end)
+    if hi < lo:
+        raise ValueError(f"time window ends before it starts: [{start}, {end})")
+    return lo, hi
+
+
+def _temperature_frame(rows: Sequence[tuple[str, str, float]]) -> pd.DataFrame:
+    """``temperature_history``'s columns from (barrel_id, updated_at, temperature_c) rows."""
+    import pandas as pd
+
+    barrel_id, updated_at, temperature_c = zip(*rows, strict=True) if rows else ((), (), ())
+    return pd.DataFrame(
+        {
+            "barrel_id": pd.array(barrel_id, dtype="string"),
+            "updated_at": pd.array(updated_at, dtype="string"),
+            "temperature_c": pd.array(temperature_c, dtype="float64"),
+        }
     )
