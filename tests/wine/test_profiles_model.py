@@ -1,6 +1,7 @@
 """Continuous training: each model starts from the previous one's centres, verified files."""
 
 import json
+from datetime import date
 
 import dagster as dg
 import numpy as np
@@ -133,3 +134,56 @@ def test_a_tampered_previous_model_is_refused(tmp_path, drop):
         storage.write_bytes(key, json.dumps(doc).encode())
         with pytest.raises(ChecksumMismatchError, match="refusing to load"):
             materialize_days(resources, instance, "2023-02-16", "2023-02-16")
+
+
+def test_stuck_sensors_leave_profiles_empty_and_the_blocking_check_rejects_the_model(tmp_path):
+    # A healthy day makes v1 the champion. Then 40 sensors are stuck all day at one of two
+    # constants: two distinct sensor-days for k = 4, so k-means fills two profiles at most
+    # (re-seeding an empty profile has no other point to move to).
+    drop = tmp_path / "drop"
+    write_days(drop, sensors=40, days=1, start=date(2023, 2, 14), seed=7)
+    rows = [
+        (s, f"2023-02-15 {h:02d}", 12.5 if s % 2 else 14.0) for s in range(40) for h in range(24)
+    ]
+    pd.DataFrame(rows, columns=["sensor_id", "timestamp", "temperature"]).to_csv(
+        drop / "stuck.csv", index=False
+    )
+    storage = PlatformStorage.local(str(tmp_path / "storage"))
+    resources = profile_resources(storage, drop, k=4)
+    registry = ModelRegistry(storage, MODEL_NAME)
+    with dg.instance_for_test() as instance:
+        healthy = dg.materialize(
+            profile_assets, resources=resources, instance=instance, partition_key="2023-02-14"
+        )
+        assert healthy.success and registry.champion().version == 1
+        result = dg.materialize(
+            profile_assets,
+            resources=resources,
+            instance=instance,
+            partition_key="2023-02-15",
+            raise_on_error=False,
+        )
+        assert not result.success
+        [evaluation] = [
+            e for e in result.get_asset_check_evaluations() if e.check_name == "no_empty_cluster"
+        ]
+        assert not evaluation.passed
+        assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+        sizes = evaluation.metadata["sizes"].value
+        empty = [p for p, n in sizes.items() if n == 0]
+        assert len(empty) == 2 and sorted(sizes.values()) == [0, 0, 20, 20]
+        assert evaluation.description == f"empty profiles: {empty}"
+
+        v1, v2 = registry.versions()
+        assert (v1.status, v2.status) == ("champion", "rejected")
+        assert v2.params["warm_start_from"] == 1  # warm-started, still empty
+        assert registry.champion().version == 1  # the rejected model replaced nothing
+        # Blocking: the assignments step never started for the stuck day.
+        assert not result.asset_materializations_for_node("sensor_profile_assignments")
+        assignments = dg.AssetKey("sensor_profile_assignments")
+        assert instance.get_materialized_partitions(assignments) == {"2023-02-14"}
+        started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+        assert started == {"sensor_temperatures", "sensor_daily_features", "sensor_profile_model"}
+        [failure] = [e for e in result.all_events if e.is_step_failure]
+        assert failure.step_key == "sensor_profile_model"
+        assert failure.step_failure_data.error.cls_name == "DagsterAssetCheckFailedError"
