@@ -74,6 +74,7 @@ def run_dagster(drop_dir: Path, root: Path, first: str, last: str, k: int) -> di
     from platform_core.tables import ParquetTableIOManager
     from wine_assets.profiles.assets import profile_assets
     from wine_assets.profiles.resources import SensorProfilesSettings
+    from wine_assets.readings.resource import ReadingsStoreResource
 
     storage = PlatformStorage.local(str(root / "storage"))
     resources = {
@@ -81,6 +82,8 @@ def run_dagster(drop_dir: Path, root: Path, first: str, last: str, k: int) -> di
         "io_manager": ParquetTableIOManager(storage=storage),
         "model_store": ModelStoreResource(storage=storage),
         "sensor_profiles": SensorProfilesSettings(drop_dir=str(drop_dir), k=k),
+        # Opened only with PROFILES_SOURCE=readings; the benchmark reads the drop files.
+        "readings_store": ReadingsStoreResource(url="sqlite:///:memory:"),
     }
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
     (root / "home").mkdir()
