@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT
@@ -164,6 +167,140 @@ def test_prediction_for_unknown_barrel_writes_nothing(store: ReadingsStore) -> N
         store.write_predictions([pred("barrel-1", seq, quality=math.nan)])
 
 
+def test_prediction_columns_write_like_objects(store: ReadingsStore) -> None:
+    seqs = store.put([reading("barrel-1"), reading("barrel-2"), reading("barrel-3")])
+    at = utc_now()
+    written = store.write_prediction_columns(
+        pd.Series(["barrel-1", "barrel-2", "barrel-3"], dtype="string"),
+        np.array([6.25, 0.0, 10.0]),
+        np.array(seqs),
+        model_version=3,
+        scored_at=at,
+    )
+    assert written == 3
+    assert store.predictions() == [
+        Prediction(b, q, 3, s, at)
+        for b, q, s in zip(
+            ["barrel-1", "barrel-2", "barrel-3"], [6.25, 0.0, 10.0], seqs, strict=True
+        )
+    ]
+    # Lists and per-row versions are accepted too; an older reading's score is skipped.
+    (newer,) = store.put([reading("barrel-1", ph=3.0)])
+    assert store.write_prediction_columns(
+        ["barrel-1", "barrel-2"], [7.0, 5.0], [newer, seqs[1] - 1], model_version=[4, 4],
+        scored_at=[at, at],
+    ) == 1  # fmt: skip
+    assert store.get_prediction("barrel-1") == Prediction("barrel-1", 7.0, 4, newer, at)
+    assert store.get_prediction("barrel-2") == Prediction("barrel-2", 0.0, 3, seqs[1], at)
+    # Within one batch the later row for a barrel wins (the asset sends rows in seq order).
+    store.write_prediction_columns(
+        ["barrel-3", "barrel-3"], [4.0, 4.5], [seqs[2], seqs[2]], model_version=5, scored_at=at
+    )
+    assert store.get_prediction("barrel-3") == Prediction("barrel-3", 4.5, 5, seqs[2], at)
+
+
+BAD_PREDICTION_COLUMNS: list[tuple[str, dict[str, Any]]] = [
+    ("predicted_quality", {"predicted_quality": np.array([5.0, math.nan, 6.0])}),
+    ("predicted_quality", {"predicted_quality": np.array([5.0, 10.5, 6.0])}),
+    ("predicted_quality", {"predicted_quality": [5.0, True, 6.0]}),
+    ("barrel_id", {"barrel_id": ["barrel-1", "barrel 2", "barrel-3"]}),
+    ("reading_seq", {"reading_seq": np.array([1, -2, 3])}),
+    ("scored_at", {"scored_at": ["t", "", "t"]}),
+    ("scored_at", {"scored_at": ["t", None, "t"]}),
+]
+
+
+@pytest.mark.parametrize(("field", "change"), BAD_PREDICTION_COLUMNS)
+def test_bad_prediction_column_names_row_and_field_and_writes_nothing(
+    store: ReadingsStore, field: str, change: dict[str, Any]
+) -> None:
+    seqs = store.put([reading("barrel-1"), reading("barrel-2"), reading("barrel-3")])
+    batch: dict[str, Any] = {
+        "barrel_id": ["barrel-1", "barrel-2", "barrel-3"],
+        "predicted_quality": np.array([5.0, 5.5, 6.0]),
+        "reading_seq": np.array(seqs),
+        "model_version": 1,
+        "scored_at": utc_now(),
+        **change,
+    }
+    with pytest.raises(InvalidReadingError) as info:
+        store.write_prediction_columns(**batch)
+    assert "nothing written" in str(info.value) and f"{field}:" in str(info.value)
+    barrel = batch["barrel_id"][1]
+    assert [(e["index"], e["barrel_id"], e["field"]) for e in info.value.errors] == [
+        (1, barrel, field)
+    ]
+    assert store.predictions() == []
+
+
+def test_prediction_columns_and_objects_share_one_rule(store: ReadingsStore) -> None:
+    (seq,) = store.put([reading("barrel-1")])
+    bad = [pred("barrel-1", seq, 11.0), "not a prediction", pred("barrel-1", seq, version=-1)]
+    with pytest.raises(InvalidReadingError) as info:
+        store.write_predictions(bad)  # type: ignore[list-item]
+    assert [(e["index"], e["field"]) for e in info.value.errors] == [
+        (0, "predicted_quality"),
+        (1, "(prediction)"),
+        (2, "model_version"),
+    ]
+    with pytest.raises(InvalidReadingError) as info:
+        store.write_prediction_columns(
+            ["barrel-1"] * 3, [11.0, 5.0, 5.0], [seq] * 3, model_version=[1, 1, -1],
+            scored_at=utc_now(),
+        )  # fmt: skip
+    assert [(e["index"], e["field"]) for e in info.value.errors] == [
+        (0, "predicted_quality"),
+        (2, "model_version"),
+    ]
+    with pytest.raises(InvalidReadingError, match="model_version") as info:
+        store.write_prediction_columns(
+            ["barrel-1"], [5.0], [seq], model_version=True, scored_at="t"
+        )
+    with pytest.raises(ValueError, match="differ in length"):
+        store.write_prediction_columns(
+            ["barrel-1"], [5.0, 6.0], [seq], model_version=1, scored_at="t"
+        )
+    assert store.predictions() == []
+
+
+def test_prediction_columns_for_an_unknown_barrel_roll_back(store: ReadingsStore) -> None:
+    seqs = store.put([reading("barrel-1"), reading("barrel-2")])
+    at = utc_now()
+    store.write_prediction_columns(["barrel-1"], [5.0], [seqs[0]], model_version=1, scored_at=at)
+    before = store.predictions()
+    with pytest.raises(KeyError, match="barrel-404"):
+        # The unknown barrel comes last: the rows before it must be undone too.
+        store.write_prediction_columns(
+            ["barrel-1", "barrel-2", "barrel-404"], [6.0, 6.5, 7.0], [seqs[0], seqs[1], seqs[1]],
+            model_version=2, scored_at=utc_now(),
+        )  # fmt: skip
+    assert store.predictions() == before
+
+
+def test_both_backends_give_the_same_predictions_back(sqlite_url: str, dynamodb_url: str) -> None:
+    at = utc_now()
+    got = []
+    for url in (sqlite_url, dynamodb_url):
+        with open_store(url) as s:
+            s.create()
+            seqs = s.put([reading(f"barrel-{i}", ph=3.0 + i / 10) for i in range(5)])
+            (newer,) = s.put([reading("barrel-0", ph=3.9)])
+            s.write_prediction_columns(
+                np.array([f"barrel-{i}" for i in range(5)], dtype=object),
+                np.linspace(0.0, 10.0, 5),
+                np.array(seqs),
+                model_version=1,
+                scored_at=at,
+            )
+            s.write_predictions([Prediction("barrel-0", 6.125, 2, newer, at)])
+            s.write_prediction_columns(["barrel-1"], [1.0], [0], model_version=3, scored_at=at)
+            got.append((s.predictions(), s.get_prediction("barrel-0"), s.get_prediction("x")))
+    assert got[0] == got[1]
+    predictions, first, _ = got[0]
+    assert first is not None and (first.predicted_quality, first.model_version) == (6.125, 2)
+    assert [p.predicted_quality for p in predictions] == [6.125, 2.5, 5.0, 7.5, 10.0]
+
+
 BAD_READINGS: list[tuple[str, dict[str, Any]]] = [
     ("ph", {"ph": "3.51"}),  # string feature (the old system's format)
     ("alcohol", {"alcohol": DROP}),  # missing field
@@ -248,6 +385,62 @@ def test_sqlite_wal_and_seq_index(sqlite_url: str) -> None:
         assert "USING INDEX readings_seq" in plan and "SCAN readings" not in plan.replace(
             "SCAN readings USING INDEX", ""
         )
+
+
+#: The readings table of schema 1, which kept each barrel's prediction in four extra columns.
+_SCHEMA_1_READINGS = (
+    "CREATE TABLE readings (barrel_id TEXT PRIMARY KEY, wine_type TEXT NOT NULL, "
+    + "".join(f"{name} REAL NOT NULL, " for name in (*FEATURES, "temperature_c"))
+    + "seq INTEGER NOT NULL, updated_at TEXT NOT NULL, predicted_quality REAL, "
+    "model_version INTEGER, reading_seq INTEGER, scored_at TEXT)"
+)
+
+
+def _schema_1_file(path: Path) -> None:
+    """A store file as schema 1 wrote it: two barrels, one of them scored."""
+    conn = sqlite3.connect(path)
+    conn.execute(_SCHEMA_1_READINGS)
+    conn.execute("CREATE UNIQUE INDEX readings_seq ON readings (seq)")
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("seq", 2), ("schema_version", 1)])
+    values = [BASE_READING[name] for name in (*FEATURES, "temperature_c")]
+    marks = ", ".join("?" * (len(values) + 8))
+    conn.executemany(
+        f"INSERT INTO readings VALUES ({marks})",
+        [
+            ("barrel-1", "red", *values, 1, "2024-01-01T00:00:00+00:00", 6.5, 7, 1, "t1"),
+            ("barrel-2", "red", *values, 2, "2024-01-01T00:00:00+00:00", None, None, None, None),
+        ],
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_sqlite_opens_a_schema_1_file(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _schema_1_file(path)
+    url = f"sqlite:///{path}"
+    with open_store(url) as s:  # a reader that never calls create() (the prediction service)
+        assert s.get("barrel-1") is not None and s.max_seq() == 2
+        assert s.predictions() == [Prediction("barrel-1", 6.5, 7, 1, "t1")]  # migrated on use
+    with open_store(url) as s:
+        s.create()  # idempotent on a migrated file
+        conn = s._conn  # type: ignore[attr-defined]
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(readings)")}
+        assert "predicted_quality" not in columns
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            2,
+        )
+        assert s.get_prediction("barrel-1") == Prediction("barrel-1", 6.5, 7, 1, "t1")
+        assert s.write_predictions([pred("barrel-1", 0, 1.0)]) == 0  # older than the stored one
+        (seq,) = s.put([reading("barrel-2", ph=3.0)])
+        assert s.write_prediction_columns(
+            ["barrel-2"], [5.5], [seq], model_version=8, scored_at="t2"
+        )
+        with pytest.raises(KeyError, match="barrel-9"):
+            s.write_prediction_columns(["barrel-9"], [5.5], [seq], model_version=8, scored_at="t2")
+        assert [p.barrel_id for p in s.predictions()] == ["barrel-1", "barrel-2"]
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
 _WORKER = """

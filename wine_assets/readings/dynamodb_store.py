@@ -46,13 +46,13 @@ from botocore.exceptions import ClientError
 
 from wine_assets.readings.schema import NUMERIC_FIELDS, Prediction, Reading
 from wine_assets.readings.store import (
+    PredictionColumns,
     ReadingsStore,
     _check_cursor,
     _temperature_frame,
     _time_window,
     utc_now,
     validate_batch,
-    validate_predictions,
 )
 
 if TYPE_CHECKING:
@@ -286,18 +286,24 @@ class DynamoDbReadingsStore(ReadingsStore):
             else:
                 raise RuntimeError(f"{self.history_table}: writes still unprocessed")
 
-    def write_predictions(self, preds: Sequence[Prediction]) -> int:
-        preds = validate_predictions(preds)
-        wanted = {p.barrel_id for p in preds}
+    def _write_predictions(self, columns: PredictionColumns) -> int:
+        wanted = set(columns.barrel_id)
         missing = wanted - self._existing(wanted)
         if missing:
-            raise KeyError(f"no reading for barrels {sorted(missing)}; nothing written")
+            raise KeyError(f"no reading for barrels {sorted(missing)[:20]}; nothing written")
         written = 0
-        for p in preds:
+        for barrel_id, quality, version, seq, scored_at in zip(
+            columns.barrel_id,
+            columns.predicted_quality,
+            columns.model_version,
+            columns.reading_seq,
+            columns.scored_at,
+            strict=True,
+        ):
             try:
                 self._client.update_item(
                     TableName=self.table,
-                    Key={"barrel_id": _str(p.barrel_id)},
+                    Key={"barrel_id": _str(barrel_id)},
                     UpdateExpression="SET #q = :q, #v = :v, #r = :r, #t = :t",
                     # Readings are never deleted, so existence was settled above; the
                     # condition only keeps an older scoring from replacing a newer one.
@@ -309,10 +315,10 @@ class DynamoDbReadingsStore(ReadingsStore):
                         "#t": "scored_at",
                     },
                     ExpressionAttributeValues={
-                        ":q": _num(float(p.predicted_quality)),
-                        ":v": _num(p.model_version),
-                        ":r": _num(p.reading_seq),
-                        ":t": _str(p.scored_at),
+                        ":q": _num(quality),
+                        ":v": _num(version),
+                        ":r": _num(seq),
+                        ":t": _str(scored_at),
                     },
                 )
                 written += 1

@@ -9,6 +9,11 @@ One file shared by several processes (the simulator and Dagster runs), so:
 - allocation and write commit together, so readings become visible in seq order and a cursor
   never skips a slower writer's reading (unlike DynamoDB, see ``dynamodb_store``);
 - ``busy_timeout`` (30 s) makes a writer wait for the lock instead of failing.
+
+Predictions live in their own narrow table (``predictions``, keyed by barrel, a foreign key to
+``readings``): a batch upserts small rows instead of rewriting every wide reading row, and the
+foreign key makes an unknown barrel fail the write. Schema 1 kept them as columns of
+``readings``; ``create`` moves them over once (see ``_migrate``).
 """
 
 from __future__ import annotations
@@ -23,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from wine_assets.readings.schema import NUMERIC_FIELDS, Prediction, Reading
 from wine_assets.readings.store import (
+    PredictionColumns,
     ReadingsStore,
     _check_cursor,
     _temperature_frame,
     _time_window,
     utc_now,
     validate_batch,
-    validate_predictions,
 )
 
 if TYPE_CHECKING:
@@ -37,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "SqliteReadingsStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
 
 _READING_COLUMNS = ("barrel_id", "wine_type", *NUMERIC_FIELDS, "seq", "updated_at")
@@ -55,11 +60,7 @@ _DDL = [
     "  wine_type TEXT NOT NULL CHECK (wine_type IN ('red', 'white')),\n"
     + "".join(f"  {name} REAL NOT NULL,\n" for name in NUMERIC_FIELDS)
     + "  seq INTEGER NOT NULL,\n"
-    "  updated_at TEXT NOT NULL,\n"
-    "  predicted_quality REAL,\n"
-    "  model_version INTEGER,\n"
-    "  reading_seq INTEGER,\n"
-    "  scored_at TEXT\n"
+    "  updated_at TEXT NOT NULL\n"
     ")",
     # UNIQUE: the database itself refuses a reused seq; the index serves changed_since/max_seq.
     "CREATE UNIQUE INDEX IF NOT EXISTS readings_seq ON readings (seq)",
@@ -71,6 +72,14 @@ _DDL = [
     + "".join(f"  {name} REAL NOT NULL,\n" for name in NUMERIC_FIELDS)
     + "  updated_at TEXT NOT NULL\n"
     ")",
+    # The latest prediction per barrel. WITHOUT ROWID: one b-tree keyed by barrel_id.
+    "CREATE TABLE IF NOT EXISTS predictions (\n"
+    "  barrel_id TEXT PRIMARY KEY REFERENCES readings (barrel_id),\n"
+    "  predicted_quality REAL NOT NULL,\n"
+    "  model_version INTEGER NOT NULL,\n"
+    "  reading_seq INTEGER NOT NULL,\n"
+    "  scored_at TEXT NOT NULL\n"
+    ") WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('seq', 0)",
     f"INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', {SCHEMA_VERSION})",
@@ -92,7 +101,15 @@ _INSERT_HISTORY = (
 )
 _SELECT_HISTORY = f"SELECT {', '.join(_READING_COLUMNS)} FROM reading_history"
 _SELECT_READING = f"SELECT {', '.join(_READING_COLUMNS)} FROM readings"
-_SELECT_PREDICTION = f"SELECT {', '.join(_PREDICTION_COLUMNS)} FROM readings"
+_SELECT_PREDICTION = f"SELECT {', '.join(_PREDICTION_COLUMNS)} FROM predictions"
+_UPSERT_PREDICTION = (
+    f"INSERT INTO predictions ({', '.join(_PREDICTION_COLUMNS)}) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (barrel_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _PREDICTION_COLUMNS[1:])
+    # A newer reading's score is never replaced by an older one's; the same reading re-scored
+    # (a new model) is.
+    + " WHERE excluded.reading_seq >= predictions.reading_seq"
+)
 
 
 class SqliteReadingsStore(ReadingsStore):
@@ -109,6 +126,9 @@ class SqliteReadingsStore(ReadingsStore):
         )
         self._lock = threading.RLock()
         self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        # Off by default in SQLite; predictions.barrel_id must name a stored barrel.
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._schema_checked = False
         if self.path != ":memory:":
             self._conn.execute("PRAGMA journal_mode = WAL")
 
@@ -135,6 +155,18 @@ class SqliteReadingsStore(ReadingsStore):
         with self._write() as conn:
             for statement in _DDL:
                 conn.execute(statement)
+            _migrate(conn)
+        self._schema_checked = True
+
+    def _ensure_schema(self) -> None:
+        """Create/migrate on first use of the predictions table: a reader that opens a
+        schema-1 file without ``create()`` (the prediction service does) still works."""
+        if self._schema_checked:
+            return
+        found = self._query("SELECT 1 FROM sqlite_master WHERE name = 'predictions'")
+        if not found:
+            self.create()
+        self._schema_checked = True
 
     def put(self, readings: Sequence[Reading | Mapping[str, Any]]) -> list[int]:
         parsed = validate_batch(readings)
@@ -180,35 +212,30 @@ class SqliteReadingsStore(ReadingsStore):
         (value,) = self._query("SELECT COALESCE(MAX(seq), 0) FROM readings")[0]
         return int(value)
 
-    def write_predictions(self, preds: Sequence[Prediction]) -> int:
-        preds = validate_predictions(preds)
+    def _write_predictions(self, columns: PredictionColumns) -> int:
+        self._ensure_schema()
+        rows = zip(
+            columns.barrel_id,
+            columns.predicted_quality,
+            columns.model_version,
+            columns.reading_seq,
+            columns.scored_at,
+            strict=True,
+        )
         with self._write() as conn:
             before = conn.total_changes
-            # One statement for the batch (a 1M-row batch spends its time here otherwise).
-            conn.executemany(
-                "UPDATE readings SET predicted_quality = ?, model_version = ?, "
-                "reading_seq = ?, scored_at = ? "
-                "WHERE barrel_id = ? AND (reading_seq IS NULL OR reading_seq <= ?)",
-                (
-                    (
-                        float(p.predicted_quality),
-                        p.model_version,
-                        p.reading_seq,
-                        p.scored_at,
-                        p.barrel_id,
-                        p.reading_seq,
-                    )
-                    for p in preds
-                ),
-            )
-            written = conn.total_changes - before
-            if written < len(preds):
-                # Fewer rows than predictions: newer scores kept, or barrels that do not exist
-                # (then the transaction rolls back and nothing is written).
-                missing = self._unknown_barrels(conn, {p.barrel_id for p in preds})
+            try:
+                # One statement for the batch: a million narrow upserts take ~2 s.
+                conn.executemany(_UPSERT_PREDICTION, rows)
+            except sqlite3.IntegrityError as exc:
+                # The foreign key: some barrel has no reading (the transaction rolls back).
+                missing = self._unknown_barrels(conn, set(columns.barrel_id))
                 if missing:
-                    raise KeyError(f"no reading for barrels {missing[:20]}; nothing written")
-        return written
+                    raise KeyError(
+                        f"no reading for barrels {missing[:20]}; nothing written"
+                    ) from exc
+                raise
+            return conn.total_changes - before
 
     @staticmethod
     def _unknown_barrels(conn: sqlite3.Connection, barrel_ids: set[str]) -> list[str]:
@@ -226,17 +253,13 @@ class SqliteReadingsStore(ReadingsStore):
         return [b for b in ids if b not in known]
 
     def get_prediction(self, barrel_id: str) -> Prediction | None:
-        rows = self._query(
-            f"{_SELECT_PREDICTION} WHERE barrel_id = ? AND predicted_quality IS NOT NULL",
-            (barrel_id,),
-        )
+        self._ensure_schema()
+        rows = self._query(f"{_SELECT_PREDICTION} WHERE barrel_id = ?", (barrel_id,))
         return _prediction(rows[0]) if rows else None
 
     def predictions(self) -> list[Prediction]:
-        rows = self._query(
-            f"{_SELECT_PREDICTION} WHERE predicted_quality IS NOT NULL ORDER BY barrel_id"
-        )
-        return [_prediction(row) for row in rows]
+        self._ensure_schema()
+        return [_prediction(row) for row in self._query(f"{_SELECT_PREDICTION} ORDER BY barrel_id")]
 
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM readings")[0][0])
@@ -262,3 +285,19 @@ def _reading(row: Sequence[Any]) -> Reading:
 
 def _prediction(row: Sequence[Any]) -> Prediction:
     return Prediction(**dict(zip(_PREDICTION_COLUMNS, row, strict=True)))
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Schema 1 → 2 inside ``create``'s transaction: copy each barrel's prediction from the
+    ``readings`` columns into ``predictions``, then drop those columns (one copy of each
+    prediction; a file is migrated once, by whichever process opens it first)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(readings)")}
+    if "predicted_quality" in columns:
+        conn.execute(
+            f"INSERT OR IGNORE INTO predictions ({', '.join(_PREDICTION_COLUMNS)}) "
+            f"SELECT {', '.join(_PREDICTION_COLUMNS)} FROM readings "
+            "WHERE predicted_quality IS NOT NULL"
+        )
+        for column in _PREDICTION_COLUMNS[1:]:  # schema 1's names for them
+            conn.execute(f"ALTER TABLE readings DROP COLUMN {column}")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
