@@ -292,13 +292,27 @@ def test_both_backends_give_the_same_predictions_back(sqlite_url: str, dynamodb_
                 model_version=1,
                 scored_at=at,
             )
-            s.write_predictions([Prediction("barrel-0", 6.125, 2, newer, at)])
+            # One batch, several model versions and times (the object API allows it).
+            s.write_predictions(
+                [
+                    Prediction("barrel-0", 6.125, 2, newer, at),
+                    Prediction("barrel-3", 3.0, 4, seqs[3], "2030-01-01T00:00:00+00:00"),
+                    Prediction("barrel-4", 4.0, 2, seqs[4], at),
+                ]
+            )
             s.write_prediction_columns(["barrel-1"], [1.0], [0], model_version=3, scored_at=at)
             got.append((s.predictions(), s.get_prediction("barrel-0"), s.get_prediction("x")))
     assert got[0] == got[1]
     predictions, first, _ = got[0]
     assert first is not None and (first.predicted_quality, first.model_version) == (6.125, 2)
-    assert [p.predicted_quality for p in predictions] == [6.125, 2.5, 5.0, 7.5, 10.0]
+    assert [(p.predicted_quality, p.model_version) for p in predictions] == [
+        (6.125, 2),
+        (2.5, 1),
+        (5.0, 1),
+        (3.0, 4),
+        (4.0, 2),
+    ]
+    assert predictions[3].scored_at == "2030-01-01T00:00:00+00:00"
 
 
 BAD_READINGS: list[tuple[str, dict[str, Any]]] = [
