@@ -86,6 +86,7 @@ def validate_batch(readings: Sequence[Reading | Mapping[str, Any]]) -> list[Read
 QUALITY_SCALE = (0.0, 10.0)
 #: Error order within one prediction: the order of ``Prediction``'s fields.
 _PREDICTION_FIELDS = ("barrel_id", "predicted_quality", "model_version", "reading_seq", "scored_at")
+_NON_NEGATIVE = "expected a non-negative integer, got {!r}"
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ def _bad_barrel_ids(values: npt.ArrayLike) -> tuple[list[Any], np.ndarray]:
         raise TypeError("barrel_id: expected one id per prediction, got a single string")
     ids = values.tolist() if hasattr(values, "tolist") else list(values)  # type: ignore[union-attr]
     try:
-        strings = pa.array(values)  # no copy for pandas' Arrow-backed strings
+        # No copy for pandas' Arrow-backed strings; ``ids`` when values was an iterator.
+        strings = pa.array(values if hasattr(values, "dtype") else ids)
     except (pa.ArrowException, TypeError, ValueError):  # mixed types
         strings = pa.nulls(0)
     if not (pa.types.is_string(strings.type) or pa.types.is_large_string(strings.type)):
@@ -230,9 +232,6 @@ def _prediction_column_errors(
         scored_at=stamps_raw.tolist() * (n if single["scored_at"] else 1),
     )
     return columns, errors
-
-
-_NON_NEGATIVE = "expected a non-negative integer, got {!r}"
 
 
 def _plain(value: object) -> object:
