@@ -133,12 +133,6 @@ def run(seed: int, repeats: int) -> dict[str, Any]:
             }
             figures["goals_if_median_aggregate"] = _goals(median_view, wine)
             rows = (df["wine_type"] == wine).to_numpy()
-            # Share of outputs within 0.05 of a whole score, all repeats: rounding in disguise
-            # shows here (the median aggregate is ~1.0).
-            figures["integer_mass"] = wq.integer_mass(cand["predictions"][:, rows])
-            figures["candidate_median_integer_mass"] = wq.integer_mass(
-                cand["predictions_by_aggregate"]["median"][:, rows]
-            )
             first_repeat = cand["predictions"][0, rows]
             figures["confusion_first_repeat"] = {
                 str(true): {str(p): int(n) for p, n in row.items()}
@@ -187,8 +181,7 @@ def summary(report: dict[str, Any]) -> str:
         r = report[wine]
         lines.append(
             f"{wine:5s} candidate mad {r['mad']:.3f} t025 {r['acc_t025']:.3f} "
-            f"t05 {r['acc_t05']:.3f} t10 {r['acc_t10']:.3f} dedup_mad {r['dedup_mad']:.3f} "
-            f"integer_mass {r['integer_mass']:.3f} | "
+            f"t05 {r['acc_t05']:.3f} t10 {r['acc_t10']:.3f} dedup_mad {r['dedup_mad']:.3f} | "
             f"A mad {r['system_a_mad']:.3f} t05 {r['system_a_acc_t05']:.3f} "
             f"dedup_mad {r['system_a_dedup_mad']:.3f} | "
             f"B acc {r['system_b_accuracy']:.3f} auc {r['system_b_auc']:.3f} | "

@@ -23,7 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: The candidate's settings with few trees, so fits take a fraction of a second.
 SMALL_CANDIDATE = wq.with_hyperparameters(wq.CANDIDATE_SPEC, n_estimators=15)
-SMALL_V1 = wq.with_hyperparameters(wq.EXTRA_TREES_V1_SPEC, n_estimators=15)
 SMALL_SYSTEM_B = wq.with_hyperparameters(wq.SYSTEM_B_SPEC, n_estimators=10)
 
 
@@ -55,10 +54,6 @@ def test_cortez_metrics_hand_example() -> None:
     assert got["acc_t025"] == pytest.approx(1 / 5)  # 0.4 counts only from T=0.5: no rounding
     assert got["acc_t05"] == pytest.approx(3 / 5)  # the 0.5 boundary is inclusive
     assert got["acc_t10"] == pytest.approx(4 / 5)
-
-
-def test_integer_mass_counts_outputs_near_a_whole_score() -> None:
-    assert wq.integer_mass(np.array([5.0, 5.04, 5.5, 6.96, 4.94])) == pytest.approx(3 / 5)
 
 
 def test_confusion_counts_and_fills_gaps() -> None:
@@ -108,7 +103,7 @@ def test_two_specs_are_scored_on_the_same_folds(subset: pd.DataFrame) -> None:
 
 
 def test_packed_forest_matches_scikit_learn(subset: pd.DataFrame) -> None:
-    for spec in (SMALL_V1, SMALL_SYSTEM_B):
+    for spec in (SMALL_CANDIDATE, SMALL_SYSTEM_B):
         x = wq.design_matrix(spec, subset)
         estimator = wq.make_estimator(spec).fit(x, wq.target(spec, subset))
         packed = wq.PackedForest.from_sklearn(estimator)
@@ -123,7 +118,7 @@ def test_packed_forest_matches_scikit_learn(subset: pd.DataFrame) -> None:
             )
 
 
-@pytest.mark.parametrize("spec", [SMALL_CANDIDATE, SMALL_V1, wq.SYSTEM_A_SPEC, SMALL_SYSTEM_B])
+@pytest.mark.parametrize("spec", [SMALL_CANDIDATE, wq.SYSTEM_A_SPEC, SMALL_SYSTEM_B])
 def test_files_round_trip_predicts_identically(
     spec: wq.ModelSpec, subset: pd.DataFrame, wine_df: pd.DataFrame
 ) -> None:
@@ -154,63 +149,11 @@ def test_files_are_json_and_load_without_pickle(
     for model_files in files.values():
         wq.predict(wq.from_files(model_files), subset)
 
-    model = json.loads(files[SMALL_CANDIDATE.name]["views_all.json"])
-    model["views"][1]["forest"]["arrays"]["value"]["dtype"] = "|O"
-    tampered = {**files[SMALL_CANDIDATE.name], "views_all.json": json.dumps(model).encode()}
+    forest = json.loads(files[SMALL_CANDIDATE.name]["forest_all.json"])
+    forest["arrays"]["value"]["dtype"] = "|O"
+    tampered = {**files[SMALL_CANDIDATE.name], "forest_all.json": json.dumps(forest).encode()}
     with pytest.raises(ValueError, match="dtype"):
         wq.from_files(tampered)
-    model = json.loads(files[SMALL_CANDIDATE.name]["views_all.json"])
-    model["views"][2]["matrices"]["red"] = model["views"][1]["centres"]["red"]  # wrong shape
-    tampered = {**files[SMALL_CANDIDATE.name], "views_all.json": json.dumps(model).encode()}
-    with pytest.raises(ValueError, match="inconsistent view"):
-        wq.from_files(tampered)
-
-
-def test_view_forest_views_and_saved_matrices(subset: pd.DataFrame, wine_df: pd.DataFrame) -> None:
-    """The views are what they claim, are saved as numbers, and a row scores alone as in a
-    batch (the appended columns must not depend on the other rows)."""
-    fitted = wq.fit(SMALL_CANDIDATE, subset)
-    model = fitted.parts["all"]
-    assert [v.name for v in model.views] == ["raw", "pca_by_type", "rotations"]
-    assert [f.n_trees for f in model.forests] == [15, 15, 15]
-    base = subset[list(wq.FEATURES)].to_numpy()
-    types = subset["wine_type"].to_numpy()
-    raw, pca, rotations = model.views
-    assert raw.columns(base, types).shape == (len(subset), 0)
-    for wine in ("red", "white"):  # per type: centred, uncorrelated principal components
-        columns = pca.columns(base, types)[types == wine]
-        np.testing.assert_allclose(columns.mean(axis=0), 0.0, atol=1e-9)
-        cov = np.cov(columns, rowvar=False)
-        np.testing.assert_allclose(cov - np.diag(np.diag(cov)), 0.0, atol=1e-9)
-        assert np.all(np.diff(np.diag(cov)) <= 1e-9)  # in order of variance
-    z = (base - base.mean(axis=0)) / base.std(axis=0)
-    rotated = rotations.columns(base, types)
-    assert rotated.shape == (len(subset), 22)
-    for block in (rotated[:, :11], rotated[:, 11:]):  # orthogonal: lengths kept
-        np.testing.assert_allclose(np.linalg.norm(block, axis=1), np.linalg.norm(z, axis=1))
-
-    loaded = wq.from_files(wq.to_files(fitted))
-    for view, again in zip(model.views, loaded.parts["all"].views, strict=True):
-        for wine in ("red", "white"):
-            assert np.array_equal(view.matrices[wine], again.matrices[wine])
-            assert np.array_equal(view.centres[wine], again.centres[wine])
-    batch = wq.predict(loaded, wine_df)
-    assert np.array_equal(batch, wq.predict(fitted, wine_df))
-    for i in (0, 1, len(wine_df) - 1):
-        assert wq.predict(loaded, wine_df.iloc[[i]])[0] == batch[i]
-
-    moved = replace(
-        model,
-        views=[
-            raw,
-            pca,
-            replace(
-                rotations, centres=dict.fromkeys(("red", "white"), rotations.centres["red"] + 1.0)
-            ),
-        ],
-    )
-    fitted.parts["all"] = moved
-    assert not np.array_equal(wq.predict(fitted, wine_df), batch)  # the views are used
 
 
 def test_candidate_beats_system_a_on_quick_cv(wine_df: pd.DataFrame) -> None:
@@ -236,12 +179,11 @@ def test_predict_clips_and_accepts_both_types(subset: pd.DataFrame) -> None:
         assert not np.array_equal(wq.predict(fitted, flipped), together.to_numpy())
 
     fitted = wq.fit(SMALL_CANDIDATE, subset)
-    model = fitted.parts["all"]
-    for shift, clipped in ((50.0, 10.0), (-50.0, 0.0)):
-        forests = [replace(f, value=f.value + shift) for f in model.forests]
-        fitted.parts["all"] = replace(model, forests=forests)
-        assert (wq.predict(fitted, mixed) == clipped).all()
-    fitted.parts["all"] = model
+    forest = fitted.parts["all"]
+    fitted.parts["all"] = replace(forest, value=forest.value + 50.0)
+    assert (wq.predict(fitted, mixed) == 10.0).all()
+    fitted.parts["all"] = replace(forest, value=forest.value - 50.0)
+    assert (wq.predict(fitted, mixed) == 0.0).all()
 
     with pytest.raises(ValueError, match="wine_type"):
         wq.predict(fitted, mixed.assign(wine_type="rose"))

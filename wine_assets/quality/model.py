@@ -1,10 +1,8 @@
 """Wine quality regression evaluated as Cortez et al. (2009) did, free of Dagster.
 
-The candidate is ExtraTrees on three views of the 11 UCI features plus a wine-type flag, one
-model for both types: the features as they are, with their per-type principal components
-appended, and with two random rotations of the standardised features appended; one sub-forest
-per view, all trees averaged.  Baselines are system A (default XGBoost regressor, one per
-type) and system B (a random-forest classifier of "good" = quality >= 6 on six features).
+The candidate is an ExtraTrees regressor on the 11 UCI features plus a wine-type flag, one model
+for both types.  Baselines are system A (default XGBoost regressor, one per type) and system B
+(a random-forest classifier of "good" = quality >= 6 on six features).
 
 Evaluation follows Cortez: 5-fold CV repeated 20 times, MAD (= MAE) and the share of wines
 with |y - y_hat| <= T for T = 0.25, 0.5, 1.0, on the raw regression output (nothing rounded),
@@ -12,8 +10,7 @@ per wine type.  ``dedup=True`` keeps identical rows (features + quality) in the 
 of the 1599 red rows repeat another row, and a fully grown forest recalls a copy it trained on.
 
 Models are saved as JSON only, never pickle: XGBoost's own JSON, and for scikit-learn forests
-the node arrays (children, feature, threshold, value) as little-endian numbers in a JSON file
-(with each view's centres and projection matrices, also numbers, next to its sub-forest).
+the node arrays (children, feature, threshold, value) as little-endian numbers in a JSON file.
 Forests are converted to that packed form right after fitting, so the code that predicts in
 cross-validation is the code that predicts after loading.
 """
@@ -66,27 +63,15 @@ SYSTEM_B_FEATURES: tuple[str, ...] = (
 )
 
 EXTRA_TREES = "extra_trees_regressor"
-EXTRA_TREES_VIEWS = "extra_trees_views_regressor"
 XGB_REGRESSOR = "xgb_regressor"
 RF_CLASSIFIER = "random_forest_classifier"
-KINDS = (EXTRA_TREES, EXTRA_TREES_VIEWS, XGB_REGRESSOR, RF_CLASSIFIER)
+KINDS = (EXTRA_TREES, XGB_REGRESSOR, RF_CLASSIFIER)
 FOREST_KINDS = (EXTRA_TREES, RF_CLASSIFIER)
-#: Regressors whose output is a mean over trees (so ``median`` is another aggregate).
-TREE_REGRESSOR_KINDS = (EXTRA_TREES, EXTRA_TREES_VIEWS)
 AGGREGATES = ("mean", "median")
-
-#: Views of the 11 features for ``EXTRA_TREES_VIEWS``; each gets its own sub-forest on the
-#: design matrix with the view's columns appended (``raw`` appends none).
-VIEWS = ("raw", "pca_by_type", "rotations")
-#: ``EXTRA_TREES_VIEWS`` hyperparameters that are not ExtraTreesRegressor's: ``views`` (list),
-#: ``n_rotations`` (random rotations in the ``rotations`` view), ``rotation_seed``.
-#: ``n_estimators`` is per view; sub-forest ``g`` uses ``random_state + g``.
-VIEW_HYPERPARAMETERS = ("views", "n_rotations", "rotation_seed")
 
 SPEC_FILE = "spec.json"
 FILE_FORMAT = "wine-quality-model/1"
 FOREST_FORMAT = "packed-forest/1"
-VIEW_FOREST_FORMAT = "view-forest/1"
 ALL = "all"
 
 
@@ -115,21 +100,13 @@ class ModelSpec(JsonSpec):
         unknown = [f for f in self.features if f not in (*FEATURES, WINE_TYPE_FEATURE)]
         if unknown:
             raise ValueError(f"unknown features {unknown}")
-        if self.kind == EXTRA_TREES_VIEWS:
-            views = self.hyperparameters.get("views")
-            if not views or any(v not in VIEWS for v in views):
-                raise ValueError(f"views: expected a non-empty list of {VIEWS}, got {views!r}")
-            missing = [f for f in FEATURES if f not in self.features]
-            if missing:
-                raise ValueError(f"{EXTRA_TREES_VIEWS} needs all 11 features, missing {missing}")
 
     @property
     def is_classifier(self) -> bool:
         return self.kind == RF_CLASSIFIER
 
 
-#: The previous candidate (issue 3, v1), kept for comparison: one ExtraTrees forest on the raw
-#: features.  Chosen with CV seed 1 (the benchmark reports seed 0), 2-4 repeats, plain and
+#: Our model.  Chosen with CV seed 1 (the benchmark reports seed 0), 2-4 repeats, plain and
 #: grouped folds, never looking at seed 0:
 #: * ExtraTrees over RandomForest (max_features 0.5: MAD 0.035-0.05 worse), a tuned deep
 #:   XGBoost (0.03-0.04 worse; blending it in did not help) and default XGBoost (system A);
@@ -143,57 +120,10 @@ class ModelSpec(JsonSpec):
 #:   0.83).  The benchmark reports the median figures from the same fits for comparison.
 #:   With leaves of two rows the median lands on x.5, and one such prediction counts as
 #:   correct for two scores at T=0.5 (acc_t05 0.70 -> 0.77): avoid that in any median variant.
-#: Seed 0, 20 repeats: red mad 0.374, acc_t05 0.704, acc_t10 0.915, dedup_mad 0.483; white
-#: mad 0.377, acc_t05 0.696.
-EXTRA_TREES_V1_SPEC = ModelSpec(
+CANDIDATE_SPEC = ModelSpec(
     name="extra_trees_joint_v1",
     kind=EXTRA_TREES,
     hyperparameters={
-        "n_estimators": 251,
-        "max_features": 0.5,
-        "min_samples_leaf": 1,
-        "bootstrap": False,
-        "random_state": 0,
-        "n_jobs": 2,
-    },
-    features=(*FEATURES, WINE_TYPE_FEATURE),
-    per_type=False,
-    aggregate="mean",
-)
-
-#: Our model: v1's forest settings on three views (``VIEWS``), 251 trees each, all 753 trees
-#: averaged (a plain mean: a continuous regression output).  Chosen on CV seeds 1 and 2 (2
-#: repeats, plain and grouped folds; never seed 0), each variant on the same folds as v1.
-#: "Integer mass" = share of outputs within 0.05 of a whole score (``integer_mass``): v1 has
-#: ~0.31 red / ~0.37 white (copies of a row memorised by fully grown trees); nothing whose
-#: gain comes with more of it was taken.
-#: * this model vs v1, seed 1 / seed 2: red mad 0.380 -> 0.377 / 0.375 -> 0.373, acc_t05
-#:   0.702 -> 0.701 / 0.697 -> 0.702, acc_t10 0.911 -> 0.913 / 0.915 -> 0.917, dedup_mad
-#:   0.480 -> 0.477 / 0.480 -> 0.478; white mad 0.377 -> 0.375 / 0.378 -> 0.376, acc_t05
-#:   0.693 -> 0.694 / 0.693 -> 0.697; integer mass lower (red 0.312 -> 0.311 / 0.313 -> 0.312,
-#:   white 0.367 -> 0.362 / 0.372 -> 0.365).  Small: v1 with other tree seeds moves red mad
-#:   by 0.001 and acc_t05 by 0.004; 753 trees of v1 (three seeds) gain red mad 0.001 only.
-#: * the same three views with 84 trees each (v1's cost): better on seed 2, mixed on seed 1;
-#: * one view alone (PCA of both types, PCA per type, 1/2/5 random rotations, 10 rotation-
-#:   forest style sub-forests): red mad -0.000..-0.003 but acc_t05 up or down with the draw
-#:   (a second draw of the 2-rotation view lost 0.012 acc_t05);
-#: * no gain: CatBoost (defaults: red mad 0.46; depth 8, 1500 x 0.03: 0.44) alone or blended
-#:   (0.3 of it: +0.016 red mad); distance-weighted kNN per type (k 10/30: 0.41) blended;
-#:   a linear stretch of the output about the type mean (b 1.05-1.3: +0.005..0.05 MAD); an
-#:   L2 stack (no better MAD); an L1 (median) stack cut red mad 0.006 on a held-out seed by
-#:   pulling outputs onto whole scores (integer mass +0.025): rejected.
-#: Seed 0, 20 repeats (benchmark), v1 -> this: red mad 0.374 -> 0.372, acc_t05 0.704 ->
-#: 0.706, acc_t10 0.915 -> 0.915, dedup_mad 0.483 -> 0.478; white mad 0.377 -> 0.374, acc_t05
-#: 0.696 -> 0.699; integer mass red 0.319 -> 0.316, white 0.367 -> 0.365.  Goals still
-#: missed, all but white mad.
-#: Costs 3x v1's trees: fit time, model file (46 MB of JSON) and tree walk.
-CANDIDATE_SPEC = ModelSpec(
-    name="extra_trees_views_v2",
-    kind=EXTRA_TREES_VIEWS,
-    hyperparameters={
-        "views": ["raw", "pca_by_type", "rotations"],
-        "n_rotations": 2,
-        "rotation_seed": 0,
         "n_estimators": 251,
         "max_features": 0.5,
         "min_samples_leaf": 1,
@@ -387,11 +317,7 @@ class PackedForest:
         return out
 
     def to_json_bytes(self) -> bytes:
-        return json.dumps(self.to_payload(), separators=(",", ":")).encode("utf-8")
-
-    def to_payload(self) -> dict[str, Any]:
-        """The JSON object ``to_json_bytes`` writes (numbers and strings only)."""
-        return {
+        payload = {
             "format": FOREST_FORMAT,
             "n_trees": self.n_trees,
             "n_features": self.n_features,
@@ -405,13 +331,11 @@ class PackedForest:
                 "value": _encode_array(self.value, "<f8"),
             },
         }
+        return json.dumps(payload, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_json_bytes(cls, data: bytes) -> PackedForest:
-        return cls.from_payload(json.loads(data))
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> PackedForest:
+        payload = json.loads(data)
         if payload.get("format") != FOREST_FORMAT:
             raise ValueError(f"not a {FOREST_FORMAT} file: {payload.get('format')!r}")
         arrays = {name: _decode_array(a) for name, a in payload["arrays"].items()}
@@ -441,215 +365,6 @@ class PackedForest:
             raise ValueError("inconsistent packed forest")
 
 
-# ------------------------------------------------------------------------ views of features
-
-
-@dataclass
-class FeatureView:
-    """Columns appended to the design matrix: ``(x - centres[t]) @ matrices[t]`` for rows of
-    wine type ``t``, where ``x`` holds the 11 ``FEATURES``; ``raw`` appends no column.
-
-    ``pca_by_type``: per type, the principal components of the standardised features (the
-    standardisation folded into centre and matrix).  ``rotations``: the features standardised
-    over both types, times random orthogonal matrices (the same for both types).
-    """
-
-    name: str
-    centres: dict[str, np.ndarray]  # per wine type, float64 (11,)
-    matrices: dict[str, np.ndarray]  # per wine type, float64 (11, n_columns)
-
-    @property
-    def n_columns(self) -> int:
-        return int(next(iter(self.matrices.values())).shape[1])
-
-    @classmethod
-    def fit(
-        cls, name: str, x: np.ndarray, wine_type: np.ndarray, rng: np.random.Generator, n_rot: int
-    ) -> FeatureView:
-        """The view's centres and matrices from training rows ``x`` (11 features)."""
-        n = x.shape[1]
-        if name == "raw":
-            centres = dict.fromkeys(WINE_TYPES, np.zeros(n))
-            return cls(name, centres, dict.fromkeys(WINE_TYPES, np.zeros((n, 0))))
-        if name == "rotations":
-            mean, scale = _standardisation(x)
-            rotations = [np.linalg.qr(rng.standard_normal((n, n)))[0] for _ in range(n_rot)]
-            matrix = np.hstack(rotations) / scale[:, None]
-            return cls(name, dict.fromkeys(WINE_TYPES, mean), dict.fromkeys(WINE_TYPES, matrix))
-        if name != "pca_by_type":
-            raise ValueError(f"view: expected one of {VIEWS}, got {name!r}")
-        centres, matrices = {}, {}
-        for wine in WINE_TYPES:
-            rows = wine_type == wine
-            sub = x[rows] if rows.sum() > n else x  # a type without rows: both types' PCA
-            mean, scale = _standardisation(sub)
-            z = (sub - mean) / scale
-            _, _, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
-            centres[wine] = mean + scale * z.mean(axis=0)
-            matrices[wine] = vt.T / scale[:, None]
-        return cls(name, centres, matrices)
-
-    def columns(self, x: np.ndarray, wine_type: np.ndarray) -> np.ndarray:
-        """The appended columns for rows ``x`` (11 features) of types ``wine_type``.
-
-        Summed feature by feature (not a BLAS product), so a row's values do not depend on
-        the other rows in the batch: one barrel scores as it does inside a batch.
-        """
-        out = np.zeros((len(x), self.n_columns))
-        if self.n_columns == 0:
-            return out
-        for wine in WINE_TYPES:
-            rows = wine_type == wine
-            if not rows.any():
-                continue
-            centred = x[rows] - self.centres[wine]
-            matrix = self.matrices[wine]
-            acc = np.zeros((len(centred), self.n_columns))
-            for i in range(x.shape[1]):
-                acc += centred[:, i, None] * matrix[i]
-            out[rows] = acc
-        return out
-
-    def to_payload(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "centres": {t: _encode_array(c, "<f8") for t, c in self.centres.items()},
-            "matrices": {t: _encode_array(m, "<f8") for t, m in self.matrices.items()},
-        }
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> FeatureView:
-        name = payload["name"]
-        if name not in VIEWS:
-            raise ValueError(f"view: expected one of {VIEWS}, got {name!r}")
-        centres = {t: _decode_array(payload["centres"][t]) for t in WINE_TYPES}
-        matrices = {t: _decode_array(payload["matrices"][t]) for t in WINE_TYPES}
-        n = len(FEATURES)
-        width = {m.shape[1] if m.ndim == 2 else -1 for m in matrices.values()}
-        ok = (
-            all(c.shape == (n,) for c in centres.values())
-            and all(m.ndim == 2 and m.shape[0] == n for m in matrices.values())
-            and len(width) == 1
-        )
-        if not ok:
-            raise ValueError(f"inconsistent view {name!r}")
-        return cls(name, centres, matrices)
-
-
-def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale == 0.0] = 1.0
-    return mean, scale
-
-
-@dataclass
-class ViewForest:
-    """One packed forest per view, each on the design matrix plus the view's columns.
-
-    ``base_columns`` are the positions of the 11 ``FEATURES`` in the design matrix (of width
-    ``n_inputs``).  Tree outputs of all forests are stacked, so aggregates run over all trees.
-    """
-
-    views: list[FeatureView]
-    forests: list[PackedForest]
-    base_columns: tuple[int, ...]
-    n_inputs: int
-
-    @property
-    def n_trees(self) -> int:
-        return sum(f.n_trees for f in self.forests)
-
-    def view_matrix(self, view: FeatureView, x: np.ndarray, wine_type: np.ndarray) -> np.ndarray:
-        """A sub-forest's input: the design matrix with the view's columns appended."""
-        base = x[:, list(self.base_columns)]
-        return np.hstack([x, view.columns(base, wine_type)])
-
-    def tree_outputs(self, x: np.ndarray, wine_type: np.ndarray) -> np.ndarray:
-        """Every tree's output, shape (n_trees, n_rows, 1); ``wine_type`` per row of ``x``."""
-        if x.ndim != 2 or x.shape[1] != self.n_inputs:
-            raise ValueError(f"expected {self.n_inputs} feature columns, got {x.shape}")
-        return np.concatenate(
-            [
-                forest.tree_outputs(self.view_matrix(view, x, wine_type))
-                for view, forest in zip(self.views, self.forests, strict=True)
-            ]
-        )
-
-    @property
-    def feature_importances_(self) -> np.ndarray:
-        """Share of splits per design-matrix column (what drift reports weigh features by);
-        a split on a view column is shared among the 11 features by its |matrix| weights."""
-        counts = np.zeros(self.n_inputs)
-        base = list(self.base_columns)
-        for view, forest in zip(self.views, self.forests, strict=True):
-            used = np.bincount(
-                forest.feature[forest.feature >= 0], minlength=self.n_inputs + view.n_columns
-            ).astype(float)
-            counts += used[: self.n_inputs]
-            if view.n_columns:
-                weights = np.mean([np.abs(m) for m in view.matrices.values()], axis=0)
-                weights /= weights.sum(axis=0, keepdims=True)
-                counts[base] += weights @ used[self.n_inputs :]
-        total = counts.sum()
-        return counts / total if total > 0 else counts
-
-    def to_json_bytes(self) -> bytes:
-        payload = {
-            "format": VIEW_FOREST_FORMAT,
-            "n_inputs": self.n_inputs,
-            "base_columns": list(self.base_columns),
-            "views": [
-                {**view.to_payload(), "forest": forest.to_payload()}
-                for view, forest in zip(self.views, self.forests, strict=True)
-            ],
-        }
-        return json.dumps(payload, separators=(",", ":")).encode("utf-8")
-
-    @classmethod
-    def from_json_bytes(cls, data: bytes) -> ViewForest:
-        payload = json.loads(data)
-        if payload.get("format") != VIEW_FOREST_FORMAT:
-            raise ValueError(f"not a {VIEW_FOREST_FORMAT} file: {payload.get('format')!r}")
-        n_inputs = int(payload["n_inputs"])
-        base_columns = tuple(int(c) for c in payload["base_columns"])
-        views = [FeatureView.from_payload(v) for v in payload["views"]]
-        forests = [PackedForest.from_payload(v["forest"]) for v in payload["views"]]
-        ok = (
-            len(base_columns) == len(FEATURES)
-            and all(0 <= c < n_inputs for c in base_columns)
-            and bool(views)
-            and all(
-                f.n_features == n_inputs + v.n_columns and f.classes is None
-                for v, f in zip(views, forests, strict=True)
-            )
-        )
-        if not ok:
-            raise ValueError("inconsistent view forest")
-        return cls(views, forests, base_columns, n_inputs)
-
-    @classmethod
-    def fit(
-        cls, spec: ModelSpec, x: np.ndarray, wine_type: np.ndarray, y: np.ndarray
-    ) -> ViewForest:
-        """One ExtraTrees sub-forest per view of ``spec`` on design matrix ``x``."""
-        from sklearn.ensemble import ExtraTreesRegressor
-
-        hp = {k: v for k, v in spec.hyperparameters.items() if k not in VIEW_HYPERPARAMETERS}
-        rng = np.random.default_rng(spec.hyperparameters.get("rotation_seed", 0))
-        n_rot = int(spec.hyperparameters.get("n_rotations", 2))
-        seed = hp.get("random_state")
-        base_columns = tuple(spec.features.index(f) for f in FEATURES)
-        out = cls([], [], base_columns, x.shape[1])
-        for g, name in enumerate(spec.hyperparameters["views"]):
-            view = FeatureView.fit(name, x[:, list(base_columns)], wine_type, rng, n_rot)
-            params = hp | {"random_state": None if seed is None else seed + g}
-            forest = ExtraTreesRegressor(**params).fit(out.view_matrix(view, x, wine_type), y)
-            out.views.append(view)
-            out.forests.append(PackedForest.from_sklearn(forest))
-        return out
-
-
 # ------------------------------------------------------------------------------ fit / predict
 
 
@@ -658,7 +373,7 @@ class FittedModel:
     """A spec and its fitted parts: ``{"all": model}`` or one model per wine type."""
 
     spec: ModelSpec
-    parts: dict[str, PackedForest | ViewForest | XGBRegressor] = field(default_factory=dict)
+    parts: dict[str, PackedForest | XGBRegressor] = field(default_factory=dict)
 
 
 def check_frame(df: pd.DataFrame, features: Sequence[str] = FEATURES) -> None:
@@ -705,9 +420,7 @@ def make_estimator(spec: ModelSpec) -> ExtraTreesRegressor | RandomForestClassif
     from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
     from xgboost import XGBRegressor
 
-    """The unfitted library estimator for ``spec`` (view forests: ``ViewForest.fit``)."""
-    if spec.kind == EXTRA_TREES_VIEWS:
-        raise ValueError(f"{EXTRA_TREES_VIEWS} is several estimators: fit it with fit()")
+    """The unfitted library estimator for ``spec``."""
     if spec.kind == EXTRA_TREES:
         return ExtraTreesRegressor(**spec.hyperparameters)
     if spec.kind == RF_CLASSIFIER:
@@ -742,10 +455,6 @@ def fit(spec: ModelSpec, df: pd.DataFrame) -> FittedModel:
         sub = df.loc[rows]
         if sub.empty:
             raise ValueError(f"no training rows for part {part!r} of {spec.name!r}")
-        if spec.kind == EXTRA_TREES_VIEWS:
-            x, wine_type = design_matrix(spec, sub), sub["wine_type"].to_numpy()
-            fitted.parts[part] = ViewForest.fit(spec, x, wine_type, target(spec, sub))
-            continue
         estimator = make_estimator(spec).fit(design_matrix(spec, sub), target(spec, sub))
         if spec.kind in FOREST_KINDS:
             fitted.parts[part] = PackedForest.from_sklearn(estimator)
@@ -775,11 +484,8 @@ def _matrix_outputs(
             continue
         model = fitted.parts[part]
         part_x = x if rows.all() else x[rows]
-        if isinstance(model, PackedForest | ViewForest):
-            if isinstance(model, ViewForest):
-                trees = model.tree_outputs(part_x, wine_type if rows.all() else wine_type[rows])
-            else:
-                trees = model.tree_outputs(part_x)
+        if isinstance(model, PackedForest):
+            trees = model.tree_outputs(part_x)
             if spec.is_classifier:
                 out["proba"][rows] = trees.mean(axis=0)[:, model.classes.index(1)]
                 continue
@@ -842,9 +548,6 @@ def to_files(fitted: FittedModel) -> dict[str, bytes]:
         if isinstance(model, PackedForest):
             name = f"forest_{part}.json"
             files[name] = model.to_json_bytes()
-        elif isinstance(model, ViewForest):
-            name = f"views_{part}.json"
-            files[name] = model.to_json_bytes()
         else:
             name = f"xgb_{part}.json"
             files[name] = bytes(model.get_booster().save_raw(raw_format="json"))
@@ -876,8 +579,6 @@ def from_files(files: dict[str, bytes]) -> FittedModel:
     for part, name in manifest["parts"].items():
         if spec.kind in FOREST_KINDS:
             fitted.parts[part] = PackedForest.from_json_bytes(files[name])
-        elif spec.kind == EXTRA_TREES_VIEWS:
-            fitted.parts[part] = ViewForest.from_json_bytes(files[name])
         else:
             from xgboost import XGBRegressor
 
@@ -901,13 +602,6 @@ def cortez_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     for name, tolerance in TOLERANCES.items():
         out[name] = float(np.mean(error <= tolerance))
     return out
-
-
-def integer_mass(y_pred: np.ndarray, within: float = 0.05) -> float:
-    """Share of predictions within ``within`` of a whole score: how much a regressor's output
-    looks rounded (a median of single-row leaves gives 1.0; memorised copies raise it too)."""
-    y = np.asarray(y_pred, dtype=np.float64)
-    return float(np.mean(np.abs(y - np.rint(y)) <= within))
 
 
 def rec_curve(
@@ -1033,8 +727,8 @@ def evaluate_cv(
     frame = df.reset_index(drop=True)
     check_frame(frame, spec.features)
     bad = [a for a in aggregates if a not in AGGREGATES]
-    if bad or (aggregates and spec.kind not in TREE_REGRESSOR_KINDS):
-        raise ValueError(f"aggregates {list(aggregates)} need a {TREE_REGRESSOR_KINDS} spec")
+    if bad or (aggregates and spec.kind != EXTRA_TREES):
+        raise ValueError(f"aggregates {list(aggregates)} need an {EXTRA_TREES} spec")
     folds = fold_assignments(frame, n_splits, n_repeats, seed, dedup)
     keys = ["proba"] if spec.is_classifier else [spec.aggregate, *aggregates]
     keys = list(dict.fromkeys(keys))
