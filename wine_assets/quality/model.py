@@ -120,6 +120,14 @@ class ModelSpec(JsonSpec):
 #:   0.83).  The benchmark reports the median figures from the same fits for comparison.
 #:   With leaves of two rows the median lands on x.5, and one such prediction counts as
 #:   correct for two scores at T=0.5 (acc_t05 0.70 -> 0.77): avoid that in any median variant.
+#: * Session 4 (seeds 1/2 for choice, seed 0 x20 to confirm; commit fade5db, reverted): the
+#:   best variant, three sub-forests on raw / raw + per-type PCA / raw + 2 random rotations
+#:   (753 trees), moved red mad 0.374 -> 0.372, t05 0.704 -> 0.706, dedup_mad 0.483 -> 0.478,
+#:   white t05 0.696 -> 0.699: no further goal met, gains near the tree-seed noise (mad 0.001,
+#:   t05 0.004), for 3x the trees (46 MB model, 3x predict time). Not adopted. CatBoost (red
+#:   mad 0.44-0.46), distance-weighted kNN (0.41) and blends of either, a linear stretch of the
+#:   output and an L2 stack gave nothing; an L1 stack gained only by pulling outputs onto whole
+#:   scores (share within 0.05 of a whole score 0.31 -> 0.34): rejected as rounding.
 CANDIDATE_SPEC = ModelSpec(
     name="extra_trees_joint_v1",
     kind=EXTRA_TREES,
