@@ -292,14 +292,7 @@ class DynamoDbReadingsStore(ReadingsStore):
         if missing:
             raise KeyError(f"no reading for barrels {sorted(missing)[:20]}; nothing written")
         written = 0
-        for barrel_id, quality, version, seq, scored_at in zip(
-            columns.barrel_id,
-            columns.predicted_quality,
-            columns.model_version,
-            columns.reading_seq,
-            columns.scored_at,
-            strict=True,
-        ):
+        for barrel_id, quality, version, seq, scored_at in columns.rows():
             try:
                 self._client.update_item(
                     TableName=self.table,

@@ -214,14 +214,7 @@ class SqliteReadingsStore(ReadingsStore):
 
     def _write_predictions(self, columns: PredictionColumns) -> int:
         self._ensure_schema()
-        rows = zip(
-            columns.barrel_id,
-            columns.predicted_quality,
-            columns.model_version,
-            columns.reading_seq,
-            columns.scored_at,
-            strict=True,
-        )
+        rows = columns.rows()
         with self._write() as conn:
             before = conn.total_changes
             try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -101,6 +101,17 @@ class PredictionColumns:
 
     def __len__(self) -> int:
         return len(self.barrel_id)
+
+    def rows(self) -> Iterator[tuple[str, float, int, int, str]]:
+        """``(barrel_id, predicted_quality, model_version, reading_seq, scored_at)`` per row."""
+        return zip(
+            self.barrel_id,
+            self.predicted_quality,
+            self.model_version,
+            self.reading_seq,
+            self.scored_at,
+            strict=True,
+        )
 
 
 def _column(values: npt.ArrayLike) -> np.ndarray:
