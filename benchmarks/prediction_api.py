@@ -118,7 +118,6 @@ def measure(
     rate: float, seconds: float, step_seconds: float, durable: bool = True, workers: int = 1
 ) -> dict:
     sys.path.insert(0, str(REPO))
-    import psycopg2
     import requests
 
     from platform_core.registry import ModelRegistry, Status
@@ -137,13 +136,7 @@ def measure(
     with tempfile.TemporaryDirectory() as tmp:
         try:
             if durable:  # commits reach the disk, as on a production server
-                conn = psycopg2.connect(pg.dsn("postgres"))
-                conn.autocommit = True
-                with conn.cursor() as cur:
-                    for name in ("fsync", "synchronous_commit", "full_page_writes"):
-                        cur.execute(f"ALTER SYSTEM SET {name} = on")
-                    cur.execute("SELECT pg_reload_conf()")
-                conn.close()
+                pg.make_durable()
             dsn = pg.create_database("predictions")
 
             storage = PlatformStorage.local(f"{tmp}/storage")

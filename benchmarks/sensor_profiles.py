@@ -21,6 +21,7 @@ Makefile and docker compose run Dagster.
 
     python benchmarks/sensor_profiles.py --json FILE [--sensors S --days D] [--drop-dir DIR]
         [--repeats N]   # interleaved runs per side, the best of each is reported
+        [--instance sqlite|postgres]   # Dagster storage: dagster dev's or production's
 """
 
 import argparse
@@ -39,6 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: How the platform runs Dagster (Makefile, docker compose): one planned event per asset for a
 #: single-run backfill instead of one per asset and day. Set it to 0 to see the per-day cost.
 PLANNED_EVENTS_VAR = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+#: Set by ``--instance postgres`` for each worker: its own database's ``postgres_db`` config.
+INSTANCE_PG_VAR = "BENCH_INSTANCE_POSTGRES_DB"
 
 
 def timed_cpu(func, *args, **kwargs):
@@ -47,6 +50,17 @@ def timed_cpu(func, *args, **kwargs):
     cpu0 = time.process_time()
     result, wall = timed(func, *args, **kwargs)
     return result, wall, time.process_time() - cpu0
+
+
+def bench_instance(root: Path):
+    """The worker's Dagster instance: SQLite under ``root`` (the local default) or, when the
+    main process set INSTANCE_PG_VAR, PostgreSQL configured as docker/dagster.yaml does."""
+    import dagster as dg
+
+    (root / "home").mkdir()
+    pg = os.environ.get(INSTANCE_PG_VAR)
+    overrides = {"storage": {"postgres": {"postgres_db": json.loads(pg)}}} if pg else None
+    return dg.instance_for_test(temp_dir=str(root / "home"), overrides=overrides)
 
 
 def peak_rss_mb() -> float:
@@ -86,8 +100,7 @@ def run_dagster(drop_dir: Path, root: Path, first: str, last: str, k: int) -> di
         "readings_store": ReadingsStoreResource(url="sqlite:///:memory:"),
     }
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-    (root / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(root / "home")) as instance:
+    with bench_instance(root) as instance:
         result, wall, cpu = timed_cpu(
             dg.materialize,
             profile_assets,
@@ -133,8 +146,7 @@ def run_floor(drop_dir: Path, root: Path, first: str, last: str, k: int) -> dict
     for asset in profile_assets:
         assets.append(noop(asset.key.path[-1], assets[-1:]))
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-    (root / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(root / "home")) as instance:
+    with bench_instance(root) as instance:
         _, wall, cpu = timed_cpu(dg.materialize, assets, instance=instance, tags=tags)
     return {"wall_s": wall, "cpu_s": cpu, "rows": 0, "peak_rss_mb": peak_rss_mb()}
 
@@ -206,18 +218,37 @@ def run_bare(drop_dir: Path, root: Path, first: str, last: str, k: int) -> dict:
     return {"wall_s": wall, "cpu_s": cpu, "rows": rows, "peak_rss_mb": peak_rss_mb()}
 
 
-def in_fresh_process(mode: str, drop_dir: Path, first: str, last: str, k: int) -> dict:
-    """Run one side in its own interpreter, so each peak RSS is its own."""
+def in_fresh_process(mode: str, drop_dir: Path, first: str, last: str, k: int, pg=None) -> dict:
+    """Run one side in its own interpreter, so each peak RSS is its own (with ``pg``, a
+    PostgresServer, on a fresh database of it as the Dagster instance)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "figures.json"
         cmd = [sys.executable, __file__, "--worker", mode, "--drop-dir", str(drop_dir)]
         cmd += ["--first", first, "--last", last, "--k", str(k), "--work-dir", tmp]
         cmd += ["--json", str(out)]
         env = {PLANNED_EVENTS_VAR: "1"} | dict(os.environ)
+        if pg is not None and mode != "bare":
+            db = pg.create_database().rsplit("/", 1)[1]
+            env[INSTANCE_PG_VAR] = json.dumps(
+                {"hostname": "127.0.0.1", "port": pg.port, "db_name": db, "username": pg.user}
+                | {"password": pg.password, "scheme": "postgresql+psycopg2"}
+            )
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{mode} worker failed:\n{proc.stderr[-4000:]}")
         return json.loads(out.read_text())
+
+
+def start_postgres():
+    """A throwaway PostgreSQL server (tests/pg_server.py) with durable commits, as production."""
+    sys.path.insert(0, str(REPO))
+    from tests.pg_server import PostgresServer
+
+    pg = PostgresServer()
+    pg.init()
+    pg.start()
+    pg.make_durable()
+    return pg
 
 
 def main() -> int:
@@ -230,6 +261,13 @@ def main() -> int:
     parser.add_argument("--noise", action="store_true", help="system E's noise mode")
     parser.add_argument("--drop-dir", type=Path, help="use these files instead of generating")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved runs per side")
+    parser.add_argument(
+        "--instance",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="Dagster instance storage: SQLite (dagster dev's default) or a throwaway durable "
+        "PostgreSQL server on loopback (production's storage)",
+    )
     parser.add_argument("--worker", choices=["dagster", "bare", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--first", help=argparse.SUPPRESS)
     parser.add_argument("--last", help=argparse.SUPPRESS)
@@ -267,13 +305,18 @@ def main() -> int:
                 "generate_s": round(gen_s, 1),
             }
         first, last = day_range(drop_dir)
-        # Interleaved repeats, best of each side: other processes on the machine slow one
-        # side or the other, never both the same way.
-        bares, dags = [], []
-        for _ in range(args.repeats):
-            bares.append(in_fresh_process("bare", drop_dir, first, last, args.k))
-            dags.append(in_fresh_process("dagster", drop_dir, first, last, args.k))
-        floor = in_fresh_process("floor", drop_dir, first, last, args.k)
+        pg = start_postgres() if args.instance == "postgres" else None
+        try:
+            # Interleaved repeats, best of each side: other processes on the machine slow one
+            # side or the other, never both the same way.
+            bares, dags = [], []
+            for _ in range(args.repeats):
+                bares.append(in_fresh_process("bare", drop_dir, first, last, args.k))
+                dags.append(in_fresh_process("dagster", drop_dir, first, last, args.k, pg))
+            floor = in_fresh_process("floor", drop_dir, first, last, args.k, pg)
+        finally:
+            if pg is not None:
+                pg.cleanup()
         bare = min(bares, key=lambda f: f["wall_s"])
         dag = min(dags, key=lambda f: f["wall_s"])
     if bare["rows"] != dag["rows"]:
@@ -304,6 +347,7 @@ def main() -> int:
         "all_wall_s": [round(f["wall_s"], 2) for f in dags],
         "all_bare_wall_s": [round(f["wall_s"], 2) for f in bares],
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        "instance": args.instance,
         PLANNED_EVENTS_VAR: os.environ.get(PLANNED_EVENTS_VAR, "1"),
         "cluster_distribution": dag["cluster_distribution"],
         "cpu_count": os.cpu_count(),
