@@ -25,6 +25,9 @@ FEATURES: list[str] = [
     "alcohol",
 ]
 TARGET = "quality"
+#: The sensory score's scale (Cortez et al.: 0 very bad .. 10 excellent): training labels,
+#: model outputs and stored predictions all lie on it.
+QUALITY_SCALE = (0.0, 10.0)
 WINE_TYPES = ("red", "white")
 
 #: Physical units, for documentation and the UI.

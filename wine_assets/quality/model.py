@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from platform_core.specs import JsonSpec
-from wine_assets.features import FEATURES, TARGET, WINE_TYPES
+from wine_assets.features import FEATURES, QUALITY_SCALE, TARGET, WINE_TYPES
 
 # scikit-learn and XGBoost (~2 s to import) load where they are used, not with this module:
 # every sensor-triggered run imports the code location, and scoring a few hundred barrels
@@ -49,7 +49,6 @@ WINE_TYPE_CODES: dict[str, float] = {"red": 1.0, "white": 0.0}
 
 #: Cortez's tolerances; metric names are ``acc_t025``, ``acc_t05``, ``acc_t10``.
 TOLERANCES: dict[str, float] = {"acc_t025": 0.25, "acc_t05": 0.5, "acc_t10": 1.0}
-QUALITY_RANGE = (0.0, 10.0)
 
 #: System B's target: a wine is "good" when quality >= 6.
 GOOD_THRESHOLD = 6
@@ -509,7 +508,7 @@ def _matrix_outputs(
 
 def clip_quality(y: np.ndarray) -> np.ndarray:
     """Quality is on a 0-10 scale; XGBoost can step outside it when extrapolating."""
-    return np.clip(np.asarray(y, dtype=np.float64), *QUALITY_RANGE)
+    return np.clip(np.asarray(y, dtype=np.float64), *QUALITY_SCALE)
 
 
 def predict(fitted: FittedModel, df: pd.DataFrame) -> np.ndarray:

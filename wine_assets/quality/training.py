@@ -6,7 +6,7 @@ from pydantic import Field
 
 from platform_core.settings import data_dir
 from platform_core.tables import table_schema
-from wine_assets.features import FEATURES, TARGET, WINE_TYPES, read_uci_csv
+from wine_assets.features import FEATURES, QUALITY_SCALE, TARGET, WINE_TYPES, read_uci_csv
 from wine_assets.readings.schema import PHYSICAL_BOUNDS
 
 GROUP = "wine_quality"
@@ -74,7 +74,8 @@ def training_values_in_range(wine_training_data: pd.DataFrame) -> dg.AssetCheckR
         for f, (lo, hi) in PHYSICAL_BOUNDS.items()
         if f in FEATURES
     }
-    bad[TARGET] = int(((df[TARGET] < 0) | (df[TARGET] > 10)).sum())
+    lo, hi = QUALITY_SCALE
+    bad[TARGET] = int(((df[TARGET] < lo) | (df[TARGET] > hi)).sum())
     bad = {k: v for k, v in bad.items() if v}
     return dg.AssetCheckResult(
         passed=not bad,

@@ -27,13 +27,13 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from wine_assets.features import QUALITY_SCALE
 from wine_assets.readings.schema import InvalidReadingError, Prediction, Reading, parse_reading
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "QUALITY_SCALE",
     "PredictionColumns",
     "ReadingsStore",
     "open_store",
@@ -82,8 +82,6 @@ def validate_batch(readings: Sequence[Reading | Mapping[str, Any]]) -> list[Read
     return parsed
 
 
-#: The quality scale a stored prediction must lie on (the UCI wines' 0-10 sensory score).
-QUALITY_SCALE = (0.0, 10.0)
 #: Error order within one prediction: the order of ``Prediction``'s fields.
 _PREDICTION_FIELDS = ("barrel_id", "predicted_quality", "model_version", "reading_seq", "scored_at")
 _NON_NEGATIVE = "expected a non-negative integer, got {!r}"
