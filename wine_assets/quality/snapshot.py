@@ -24,6 +24,7 @@ from pydantic import Field
 from platform_core.model_store import ModelStoreResource
 from wine_assets.features import FEATURES, WINE_TYPES
 from wine_assets.quality import model as wine_model
+from wine_assets.quality.scoring import score_and_write
 from wine_assets.readings.resource import ReadingsStoreResource
 from wine_assets.readings.schema import Reading
 from wine_assets.readings.store import ReadingsStore, utc_now
@@ -204,26 +205,21 @@ def barrel_quality_predictions(
     after, upto = snapshot_window(context)
     snap = wine_sensor_snapshot
     todo = snap[snap["seq"].between(after + 1, upto)].sort_values("seq")
-    quality = wine_model.predict(model, todo) if len(todo) else np.array([])
     scored_at = utc_now()
     # One prediction per barrel goes to the store: the newest reading's. Current readings are
     # one per barrel, so only a window holding superseded readings can repeat a barrel.
-    ids = todo["barrel_id"]
     newest = (
         np.ones(len(todo), bool)
         if todo["current"].all()
-        else ~ids.duplicated(keep="last").to_numpy()
+        else ~todo["barrel_id"].duplicated(keep="last").to_numpy()
     )
-    with readings_store.open() as store:
+    with (
+        readings_store.open() as store,
         # A slower run of an older window cannot replace a newer score (the store refuses an
         # older reading_seq).
-        store.write_prediction_columns(
-            ids[newest],
-            quality[newest],
-            todo["seq"].to_numpy()[newest],
-            model_version=champion.version,
-            scored_at=scored_at,
-        )
+        store.prediction_batch(model_version=champion.version, scored_at=scored_at) as batch,
+    ):
+        quality = score_and_write(model, todo, newest, batch)
     out = pd.DataFrame(
         {
             "barrel_id": todo["barrel_id"].astype("string"),

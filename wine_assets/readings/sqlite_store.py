@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from wine_assets.readings.schema import NUMERIC_FIELDS, Prediction, Reading
 from wine_assets.readings.store import (
+    PredictionBatch,
     PredictionColumns,
     ReadingsStore,
     _check_cursor,
@@ -214,21 +215,36 @@ class SqliteReadingsStore(ReadingsStore):
 
     def _write_predictions(self, columns: PredictionColumns) -> int:
         self._ensure_schema()
-        rows = columns.rows()
         with self._write() as conn:
             before = conn.total_changes
-            try:
-                # One statement for the batch: a million narrow upserts take ~2 s.
-                conn.executemany(_UPSERT_PREDICTION, rows)
-            except sqlite3.IntegrityError as exc:
-                # The foreign key: some barrel has no reading (the transaction rolls back).
-                missing = self._unknown_barrels(conn, set(columns.barrel_id))
-                if missing:
-                    raise KeyError(
-                        f"no reading for barrels {missing[:20]}; nothing written"
-                    ) from exc
-                raise
+            self._upsert_predictions(conn, columns)
             return conn.total_changes - before
+
+    @contextmanager
+    def prediction_batch(self, *, model_version: int, scored_at: str) -> Iterator[PredictionBatch]:
+        """Each part is upserted as it is added, all inside one write transaction: the batch
+        stays all or nothing while its write overlaps the prediction of the next part."""
+        self._ensure_schema()
+        with self._write() as conn:
+            before = conn.total_changes
+            batch = PredictionBatch(
+                lambda columns: self._upsert_predictions(conn, columns),
+                model_version=model_version,
+                scored_at=scored_at,
+            )
+            yield batch
+            batch.written = conn.total_changes - before
+
+    def _upsert_predictions(self, conn: sqlite3.Connection, columns: PredictionColumns) -> None:
+        """One statement for the rows (a million narrow upserts take ~2 s); an unknown barrel
+        fails the foreign key and is named (the caller's transaction then rolls back)."""
+        try:
+            conn.executemany(_UPSERT_PREDICTION, columns.rows())
+        except sqlite3.IntegrityError as exc:
+            missing = self._unknown_barrels(conn, set(columns.barrel_id))
+            if missing:
+                raise KeyError(f"no reading for barrels {missing[:20]}; nothing written") from exc
+            raise
 
     @staticmethod
     def _unknown_barrels(conn: sqlite3.Connection, barrel_ids: set[str]) -> list[str]:

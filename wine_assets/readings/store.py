@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "PredictionBatch",
     "PredictionColumns",
     "ReadingsStore",
     "open_store",
@@ -99,6 +102,16 @@ class PredictionColumns:
 
     def __len__(self) -> int:
         return len(self.barrel_id)
+
+    @classmethod
+    def concat(cls, parts: Sequence[PredictionColumns]) -> PredictionColumns:
+        """The parts as one batch, in order."""
+        return cls(
+            *(
+                [value for part in parts for value in getattr(part, name)]
+                for name in _PREDICTION_FIELDS
+            )
+        )
 
     def rows(self) -> Iterator[tuple[str, float, int, int, str]]:
         """``(barrel_id, predicted_quality, model_version, reading_seq, scored_at)`` per row."""
@@ -293,6 +306,44 @@ def validate_predictions(preds: Sequence[Prediction]) -> PredictionColumns:
     return columns
 
 
+class PredictionBatch:
+    """One batch of predictions handed to the store in parts (``ReadingsStore.prediction_batch``).
+
+    ``add`` checks each part as it arrives, with row indexes counted over the whole batch, and
+    passes it to the backend; ``written`` is set once the batch is stored. ``add`` may run on
+    another thread than the one that opened the batch (the scoring asset writes one part while
+    it predicts the next), one call at a time.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[PredictionColumns], None],
+        *,
+        model_version: int,
+        scored_at: str,
+    ) -> None:
+        self._write = write
+        self._lock = threading.Lock()
+        self.model_version = model_version
+        self.scored_at = scored_at
+        self.rows = 0
+        self.written = 0
+
+    def add(
+        self, barrel_id: npt.ArrayLike, predicted_quality: npt.ArrayLike, reading_seq: npt.ArrayLike
+    ) -> None:
+        """Check one part (errors name the row's index in the whole batch) and write it."""
+        with self._lock:
+            columns, errors = _prediction_column_errors(
+                barrel_id, predicted_quality, reading_seq, self.model_version, self.scored_at
+            )
+            if errors:
+                shifted = [error | {"index": error["index"] + self.rows} for error in errors]
+                raise InvalidReadingError(shifted, "invalid predictions, nothing written")
+            self._write(columns)
+            self.rows += len(columns)
+
+
 class ReadingsStore(ABC):
     """Current reading per barrel, an append-only history of every reading, and a
     store-wide write sequence (``seq``).
@@ -363,6 +414,21 @@ class ReadingsStore(ABC):
     @abstractmethod
     def _write_predictions(self, columns: PredictionColumns) -> int:
         """Write an already validated batch (see ``write_prediction_columns``)."""
+
+    @contextmanager
+    def prediction_batch(self, *, model_version: int, scored_at: str) -> Iterator[PredictionBatch]:
+        """``write_prediction_columns`` for a batch that arrives in parts: ``batch.add(ids,
+        qualities, seqs)`` per part, the same checks and rules, all or nothing (an error in
+        any part, or in the block, writes no part); ``batch.written`` after the block.
+
+        This default keeps the checked parts and writes them when the block ends (DynamoDB has
+        no multi-item transaction this size); SQLite writes each part as it comes inside one
+        transaction, so the write overlaps whatever produces the next part.
+        """
+        parts: list[PredictionColumns] = []
+        batch = PredictionBatch(parts.append, model_version=model_version, scored_at=scored_at)
+        yield batch
+        batch.written = self._write_predictions(PredictionColumns.concat(parts)) if parts else 0
 
     @abstractmethod
     def get_prediction(self, barrel_id: str) -> Prediction | None:
