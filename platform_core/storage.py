@@ -27,6 +27,28 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def s3fs_options(s3: S3Resource) -> dict:
+    """s3fs options from dagster-aws's S3Resource: every s3:// read (storage, drop location)
+    uses the one configured connection (AWS_ENDPOINT_URL, AWS_REGION, keys)."""
+    opts: dict = {}
+    client_kwargs: dict = {}
+    if s3.endpoint_url:
+        opts["endpoint_url"] = s3.endpoint_url
+    if s3.region_name:
+        client_kwargs["region_name"] = s3.region_name
+    if s3.aws_access_key_id:
+        opts["key"] = s3.aws_access_key_id
+    if s3.aws_secret_access_key:
+        opts["secret"] = s3.aws_secret_access_key
+    if s3.aws_session_token:
+        opts["token"] = s3.aws_session_token
+    if client_kwargs:
+        opts["client_kwargs"] = client_kwargs
+    # Listings must see objects written a moment ago by another process.
+    opts["use_listings_cache"] = False
+    return opts
+
+
 @dataclass(frozen=True)
 class Written:
     """What a write produced: where, how big, and its checksum."""
@@ -56,25 +78,7 @@ class PlatformStorage(dg.ConfigurableResource):
 
     def _storage_options(self) -> dict:
         """s3fs options derived from the dagster-aws S3Resource settings."""
-        if not self.is_s3:
-            return {}
-        opts: dict = {}
-        client_kwargs: dict = {}
-        if self.s3.endpoint_url:
-            opts["endpoint_url"] = self.s3.endpoint_url
-        if self.s3.region_name:
-            client_kwargs["region_name"] = self.s3.region_name
-        if self.s3.aws_access_key_id:
-            opts["key"] = self.s3.aws_access_key_id
-        if self.s3.aws_secret_access_key:
-            opts["secret"] = self.s3.aws_secret_access_key
-        if self.s3.aws_session_token:
-            opts["token"] = self.s3.aws_session_token
-        if client_kwargs:
-            opts["client_kwargs"] = client_kwargs
-        # Listings must see objects written a moment ago by another process.
-        opts["use_listings_cache"] = False
-        return opts
+        return s3fs_options(self.s3) if self.is_s3 else {}
 
     def path(self, key: str = "") -> UPath:
         """The UPath for ``key`` (a ``/``-separated relative key) under the root."""

@@ -18,17 +18,19 @@ from wine_assets.readings.resource import ReadingsStoreResource
 
 def profile_resources(
     storage: PlatformStorage,
-    drop_dir: Path,
+    drop_dir: Path | str,
     dsn: str | None = None,
     k: int = 4,
     source: str = "drop",
     readings_url: str = "sqlite:///:memory:",
+    approval: str = "auto",
 ) -> dict:
-    """The profile assets' resources; the readings store is only opened by source=readings."""
+    """The profile assets' resources; the readings store is only opened by source=readings.
+    ``drop_dir`` may be ``s3://…``: it then uses ``storage``'s S3 connection."""
     return {
         "storage": storage,
         "io_manager": ParquetTableIOManager(storage=storage),
-        "model_store": ModelStoreResource(storage=storage),
+        "model_store": ModelStoreResource(storage=storage, approval=approval),
         "readings_store": ReadingsStoreResource(url=readings_url),
         "sensor_profiles": SensorProfilesSettings(
             drop_dir=str(drop_dir), dsn=dsn, k=k, source=source

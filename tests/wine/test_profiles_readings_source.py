@@ -264,9 +264,11 @@ def test_the_daily_schedule_runs_yesterday_for_the_readings_source_only(tmp_path
 def test_the_drop_sensor_stands_aside_for_the_readings_source(tmp_path):
     sensor = build_drop_sensor(profiles_job)
     settings = SensorProfilesSettings(drop_dir=str(tmp_path), source="readings")
+    storage = PlatformStorage.local(str(tmp_path / "storage"))  # its S3 connection: unused
+    resources = {"sensor_profiles": settings, "storage": storage}
     with (
         dg.instance_for_test() as instance,
-        dg.build_sensor_context(instance=instance, resources={"sensor_profiles": settings}) as ctx,
+        dg.build_sensor_context(instance=instance, resources=resources) as ctx,
     ):
         result = sensor(ctx)
     assert isinstance(result, dg.SkipReason)

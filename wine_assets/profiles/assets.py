@@ -82,15 +82,19 @@ def split_by_day(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def drop_source(
-    settings: SensorProfilesSettings, days: list[str], start: datetime, end: datetime
+    settings: SensorProfilesSettings,
+    storage: PlatformStorage,
+    days: list[str],
+    start: datetime,
+    end: datetime,
 ) -> tuple[dict[str, list[pd.DataFrame]], pd.DataFrame, dict]:
     """Each day's rows from the drop files (file by file: no one big concat), an empty frame
-    of their types, and the files used."""
-    files = list_drop_files(settings.drop_dir)
+    of their types, and the files used; on S3 through the storage resource's connection."""
+    files = list_drop_files(settings.drop_location(storage.s3))
     parts: dict[str, list[pd.DataFrame]] = {d: [] for d in days}
     used, empty = [], None
     for f in files:
-        frame = read_drop_file(f.path, start, end)
+        frame = read_drop_file(f, start, end)
         if len(frame):
             used.append(f.name)
             for day, part in split_by_day(frame).items():
@@ -141,7 +145,7 @@ def sensor_temperatures(
     if source == "readings":
         parts, empty, source_metadata = readings_source(readings_store, days, start, end)
     else:
-        parts, empty, source_metadata = drop_source(sensor_profiles, days, start, end)
+        parts, empty, source_metadata = drop_source(sensor_profiles, storage, days, start, end)
 
     def one_day(day: str) -> pd.DataFrame:
         chunks = parts.pop(day)  # a day's chunks are released once the day is written

@@ -1,9 +1,12 @@
 """The sensor-profile settings (PROFILES_*), read once through platform_core.settings."""
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from platform_core.settings import data_dir, int_setting, optional_setting, setting
+from platform_core.storage import s3fs_options
+from wine_assets.profiles.drop import DropLocation
 
 #: Where ``sensor_temperatures`` reads hourly readings (PROFILES_SOURCE).
 SOURCES = ("drop", "readings")
@@ -23,7 +26,8 @@ class SensorProfilesSettings(dg.ConfigurableResource):
         "readings store's temperature history (readings_store resource, a daily schedule).",
     )
     drop_dir: str = Field(
-        description="Folder of CSV/parquet files (sensor_id, timestamp, temperature); read only."
+        description="Folder or s3://bucket/prefix of CSV/parquet files (sensor_id, timestamp, "
+        "temperature); read only. S3 goes through the storage resource's connection (AWS_*)."
     )
     dsn: str | None = Field(
         default=None,
@@ -40,6 +44,12 @@ class SensorProfilesSettings(dg.ConfigurableResource):
         if self.source not in SOURCES:
             raise ValueError(f"PROFILES_SOURCE: expected one of {SOURCES}, got {self.source!r}")
         return self.source
+
+    def drop_location(self, s3: S3Resource) -> DropLocation:
+        """``drop_dir`` with the platform's one S3 connection (the storage resource's, from
+        AWS_ENDPOINT_URL/AWS_REGION/keys): no second set of S3 settings to keep in step."""
+        url = str(self.drop_dir)
+        return DropLocation(url, s3fs_options(s3) if url.startswith("s3://") else {})
 
 
 def profiles_settings() -> SensorProfilesSettings:

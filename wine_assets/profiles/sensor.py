@@ -1,10 +1,11 @@
 """The drop-location sensor: new files → runs for exactly the days they cover, once.
 
-The cursor is the set of files observed so far (name → size and modification time), never the
-clock: a tick lists the folder, reads only the timestamps of files it has not seen (or that
-were rewritten), and requests one run per contiguous range of the days they cover (a run over
-a range is a single-run backfill). The run key names the files and the range, so a replayed
-tick cannot start the same work twice. Files are never renamed or deleted.
+The cursor is the set of files observed so far (name → size and modification time, on S3 also
+the ETag), never the clock: a tick lists the folder or S3 prefix, reads only the timestamps of
+files it has not seen (or that were rewritten), and requests one run per contiguous range of
+the days they cover (a run over a range is a single-run backfill). The run key names the files
+and the range, so a replayed tick cannot start the same work twice. Files are never renamed or
+deleted.
 """
 
 import hashlib
@@ -16,6 +17,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from platform_core.storage import PlatformStorage
 from wine_assets.profiles.drop import DropFileError, file_days, list_drop_files
 from wine_assets.profiles.partitions import daily_partitions
 from wine_assets.profiles.resources import SensorProfilesSettings
@@ -59,14 +61,16 @@ def build_drop_sensor(job) -> dg.SensorDefinition:
         "they cover (temperatures, features, model, assignments).",
     )
     def sensor_temperature_drop_sensor(
-        context: dg.SensorEvaluationContext, sensor_profiles: SensorProfilesSettings
+        context: dg.SensorEvaluationContext,
+        sensor_profiles: SensorProfilesSettings,
+        storage: PlatformStorage,
     ) -> dg.SensorResult | dg.SkipReason:
         source = sensor_profiles.source_name()
         if source != "drop":
             return dg.SkipReason(f"PROFILES_SOURCE={source}: the daily schedule starts runs")
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         try:
-            files = list_drop_files(sensor_profiles.drop_dir)
+            files = list_drop_files(sensor_profiles.drop_location(storage.s3))
         except DropFileError as exc:
             return dg.SkipReason(str(exc))
         new = [f for f in files if seen.get(f.name) != f.signature]
@@ -75,7 +79,7 @@ def build_drop_sensor(job) -> dg.SensorDefinition:
         days: set[str] = set()
         for f in new:
             try:
-                days.update(file_days(f.path))
+                days.update(file_days(f))
             except DropFileError as exc:
                 # Marked as seen: a bad file is reported once, and again when it is rewritten.
                 context.log.error(str(exc))
