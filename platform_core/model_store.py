@@ -7,6 +7,7 @@ from platform_core.registry import (
     ModelRegistry,
     ModelVersion,
     PromotionDecision,
+    approval_decision,
     decide_promotion,
 )
 from platform_core.storage import PlatformStorage
@@ -34,22 +35,33 @@ class ModelStoreResource(dg.ConfigurableResource):
         champion = registry.champion()
         if champion is None:
             pending = [v.version for v in registry.versions() if v.status == "pending_approval"]
-            hint = f"; approve one of {pending} with `platform-models approve {name} N`"
+            hint = (
+                f"; approve one of {pending} (job approve_{name}, or `platform-models approve "
+                f"{name} N`), then re-run this step"
+            )
             raise dg.Failure(f"{name} has no champion yet" + (hint if pending else ""))
         return champion, registry.verify(champion)
+
+    def _require_approval(self) -> bool:
+        if self.approval not in {"auto", "manual"}:
+            raise ValueError(f"approval: expected 'auto' or 'manual', got {self.approval!r}")
+        return self.approval == "manual"
 
     def decide(
         self, candidate_score: float, champion_score: float | None, *, more_data: bool = False
     ) -> PromotionDecision:
-        if self.approval not in {"auto", "manual"}:
-            raise ValueError(f"approval: expected 'auto' or 'manual', got {self.approval!r}")
         return decide_promotion(
             candidate_score,
             champion_score,
-            require_approval=self.approval == "manual",
+            require_approval=self._require_approval(),
             min_improvement=self.min_improvement,
             more_data=more_data,
         )
+
+    def qualified(self, reason: str) -> PromotionDecision:
+        """A candidate with no score to compare that passed its own checks (the sensor-profile
+        model, refitted on new days): the same approval rule as a candidate that wins."""
+        return approval_decision(reason, require_approval=self._require_approval())
 
 
 class ApprovalConfig(dg.Config):

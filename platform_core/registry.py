@@ -88,6 +88,12 @@ def decide_promotion(
         )
     if not beats:
         return PromotionDecision(Status.REJECTED, why)
+    return approval_decision(why, require_approval=require_approval)
+
+
+def approval_decision(why: str, *, require_approval: bool) -> PromotionDecision:
+    """A candidate that qualifies (beat the champion, or passed its model's own checks):
+    champion now, or pending until a person approves it. The one approval rule of every model."""
     if require_approval:
         return PromotionDecision(Status.PENDING_APPROVAL, why + "; waiting for approval")
     return PromotionDecision(Status.CHAMPION, why)

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from platform_core.model_store import ModelStoreResource
 from platform_core.plots import bar_plot
-from platform_core.registry import Status
+from platform_core.registry import ModelVersion, Status
 from platform_core.storage import PlatformStorage
 from platform_core.tables import table_metadata
 from wine_assets.profiles import cluster_predictions
@@ -289,6 +289,11 @@ def sensor_daily_features(
     )
 
 
+def serving_label(champion: ModelVersion | None) -> str:
+    """The version the assignments use: the champion, or none until one is approved."""
+    return f"v{champion.version}" if champion else "none: approve a pending version"
+
+
 class ProfileModelConfig(dg.Config):
     seed: int = Field(default=0, description="k-means++ seed for a cold start (no previous).")
     max_iter: int = Field(default=300, description="Lloyd iterations at most.")
@@ -305,8 +310,8 @@ def distribution_plot(sizes: dict[str, int], title: str) -> dg.MetadataValue:
     backfill_policy=single_run,
     deps=[FEATURES],
     description="k-means (PROFILES_K profiles) on the standardised daily features of the run's "
-    "days, started from the previous model's centres; registered with its sha256 and made "
-    "current unless a profile came out empty.",
+    "days, started from the current model's centres; registered with its sha256 and made "
+    "current unless a profile came out empty (MODEL_APPROVAL=manual: pending until approved).",
     check_specs=[
         dg.AssetCheckSpec(
             "no_empty_cluster",
@@ -351,16 +356,19 @@ def sensor_profile_model(
     )
     if empty:
         mv = registry.set_status(mv.version, Status.REJECTED, f"empty profiles {empty}")
-    else:
+    else:  # champion now, or pending approval under MODEL_APPROVAL=manual
         how = f"warm start from v{warm_from}" if warm_from else "cold start"
-        mv = registry.set_status(mv.version, Status.CHAMPION, f"continuous training ({how})")
-    context.log.info(f"{mv.label} {mv.status}: {sizes}")
+        decision = model_store.qualified(f"continuous training ({how})")
+        mv = registry.set_status(mv.version, decision.status, decision.reason)
+    serving = registry.champion()
+    context.log.info(f"{mv.label} {mv.status}: {sizes}; assignments use {serving_label(serving)}")
     return dg.MaterializeResult(
         metadata=stage_metadata(model_rows(features), storage, MODEL, days)
         | {
             "dagster/uri": storage.uri(registry.file_key(mv.version, "model.json")),
             "model_version": mv.version,
             "status": str(mv.status),
+            "serving_version": serving_label(serving),
             "sha256": mv.files["model.json"],
             "warm_start_from": warm_from if warm_from is not None else "none (cold start)",
             "inertia": model.inertia,
@@ -395,7 +403,7 @@ def sensor_profile_model(
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     deps=[FEATURES, MODEL],
-    description="The current model's profile of every sensor-day (none when flagged), with the "
+    description="The champion model's profile of every sensor-day (none when flagged), with the "
     "model version and run id; also in PostgreSQL cluster_predictions when PROFILES_DSN is set.",
 )
 def sensor_profile_assignments(

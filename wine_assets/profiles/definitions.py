@@ -3,7 +3,9 @@
 
 import dagster as dg
 
+from platform_core.model_store import approval_job
 from wine_assets.profiles.assets import profile_assets
+from wine_assets.profiles.model import MODEL_NAME
 from wine_assets.profiles.resources import profiles_settings
 from wine_assets.profiles.schedule import build_readings_schedule
 from wine_assets.profiles.sensor import build_drop_sensor
@@ -17,7 +19,7 @@ profiles_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=profile_assets,
-    jobs=[profiles_job],
+    jobs=[profiles_job, approval_job(MODEL_NAME)],
     sensors=[build_drop_sensor(profiles_job)],
     schedules=[build_readings_schedule(profiles_job)],
     resources={"sensor_profiles": profiles_settings()},
