@@ -26,12 +26,23 @@ def pyplot() -> ModuleType:
     return plt
 
 
+#: Palette size of the stored PNGs: charts of a few flat colours and antialiased text look the
+#: same with 64 colours and take a third of the bytes (every event carries its plot, and a
+#: range run's metadata is copied onto each of its partitions' events).
+PNG_COLOURS = 64
+
+
 def figure_markdown(fig: Figure) -> dg.MetadataValue:
-    """Render ``fig`` as a PNG embedded in markdown, then close it."""
+    """Render ``fig`` as a palette PNG embedded in markdown, then close it."""
+    from PIL import Image  # matplotlib's own dependency
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     pyplot().close(fig)
-    encoded = base64.b64encode(buf.getvalue()).decode()
+    image = Image.open(buf).convert("RGB").quantize(colors=PNG_COLOURS)
+    png = io.BytesIO()
+    image.save(png, format="PNG", optimize=True)
+    encoded = base64.b64encode(png.getvalue()).decode()
     return dg.MetadataValue.md(f"![plot](data:image/png;base64,{encoded})")
 
 

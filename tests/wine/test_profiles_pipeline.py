@@ -10,11 +10,13 @@ import pytest
 from platform_core.storage import PlatformStorage
 from tests.wine.profiles_support import materialize_days, profile_resources
 from wine_assets.profiles import cluster_predictions
+from wine_assets.profiles.assets import profile_assets
 from wine_assets.profiles.features import MODEL_FEATURES
 from wine_assets.profiles.generate import write_days
 from wine_assets.profiles.partitions import ASSIGNMENTS, FEATURES, read_days
 
 DAYS = ["2023-02-15", "2023-02-16", "2023-02-17"]
+ASSET_NAMES = [a.key.path[-1] for a in profile_assets]
 
 
 def check(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
@@ -89,3 +91,43 @@ def test_a_rerun_replaces_its_days_in_postgres_and_a_thin_day_warns(noisy, postg
     bounds = check(rerun, "sensor_count_within_bounds")
     assert not bounds.passed and bounds.severity == dg.AssetCheckSeverity.WARN
     assert set(bounds.metadata["out_of_bounds"].value) == {"2023-02-18"}
+
+
+def test_a_range_runs_metadata_stays_compact_on_every_days_event(tmp_path):
+    """Dagster copies a range run's metadata onto each day's event, so per-day lists would
+    grow with days²: they are summarised (lowest/median/highest day) and capped instead."""
+    days = 14
+    write_days(tmp_path / "drop", sensors=50, days=days, seed=1, fmt="parquet")
+    (tmp_path / "drop" / "readings-2023-02-20.parquet").unlink()  # a day with no file
+    storage = PlatformStorage.local(str(tmp_path / "storage"))
+    with dg.instance_for_test() as instance:
+        result = materialize_days(
+            profile_resources(storage, tmp_path / "drop"), instance, "2023-02-15", "2023-02-28"
+        )
+        sizes = {
+            name: [
+                len(dg.serialize_value(r.asset_materialization))
+                for r in instance.fetch_materializations(dg.AssetKey(name), limit=100).records
+            ]
+            for name in ASSET_NAMES
+        }
+    assert result.success and all(len(s) == days for s in sizes.values())
+    temps = result.asset_materializations_for_node("sensor_temperatures")
+    assert len(temps) == days
+    meta = temps[0].metadata
+    assert meta["rows_per_day"].value == {
+        "days": days,
+        "min": 0,
+        "min_day": "2023-02-20",
+        "median": 50 * 24.0,
+        "max": 50 * 24,
+        "max_day": "2023-02-28",
+    }
+    assert meta["empty_days"].value == 1
+    assert meta["empty_days_list"].value == ["2023-02-20"]
+    assert meta["files_used"].value[-1] == "... and 3 more"  # 13 files, 10 named
+    assert len(meta["files_used"].value) == 11
+    features = result.asset_materializations_for_node("sensor_daily_features")[0].metadata
+    assert features["sensors_per_day"].value["max"] == 50
+    # Every day's event stays small (was 19-22 KB with the plot as a 24-bit PNG).
+    assert max(map(max, sizes.values())) < 12_000, sizes

@@ -66,6 +66,34 @@ def stage_metadata(frame: pd.DataFrame, storage: PlatformStorage, asset: dg.Asse
     }
 
 
+#: Lists longer than this are cut in metadata: a range run's metadata is copied onto every day's
+#: event (Dagster has no per-partition metadata), so a per-day list would grow with days².
+LIST_CAP = 10
+
+
+def capped(names: list[str]) -> list[str]:
+    """``names``, or its first ``LIST_CAP`` and a count of the rest."""
+    if len(names) <= LIST_CAP:
+        return names
+    return [*names[:LIST_CAP], f"... and {len(names) - LIST_CAP} more"]
+
+
+def per_day(counts: dict[str, int]) -> dg.MetadataValue:
+    """A per-day count as its range (lowest, median, highest, on which days): compact on every
+    day's event however long the run; the full table goes to the run's log once."""
+    days = sorted(counts, key=lambda d: (counts[d], d))
+    return dg.MetadataValue.json(
+        {
+            "days": len(days),
+            "min": counts[days[0]],
+            "min_day": days[0],
+            "median": float(np.median(list(counts.values()))),
+            "max": counts[days[-1]],
+            "max_day": days[-1],
+        }
+    )
+
+
 def split_by_day(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The rows of each day present in ``frame`` (one sort, none for a one-day file)."""
     day_of_row = frame["timestamp"].to_numpy().astype("datetime64[D]")
@@ -105,7 +133,7 @@ def drop_source(
             f"no readings for {days[0]}..{days[-1]} in {settings.drop_dir} "
             f"({len(files)} files looked at)"
         )
-    return parts, empty, {"files_used": dg.MetadataValue.json(used)}
+    return parts, empty, {"files_used": dg.MetadataValue.json(capped(used))}
 
 
 def readings_source(
@@ -153,13 +181,16 @@ def sensor_temperatures(
         storage.write_parquet(day_key(TEMPERATURES, day), temps)
         return temps
 
-    rows_per_day, sensors, nan, inf, memory = {}, [], 0, 0, 0
+    rows_per_day: dict[str, int] = {}
+    sensors, nan, inf, memory = [], 0, 0, 0
     for day, temps in zip(days, each_day(days, one_day), strict=True):
         values = temps["temperature"].to_numpy()
         rows_per_day[day] = len(temps)
         sensors.append(temps["sensor_id"].unique())
         nan, inf = nan + int(np.isnan(values).sum()), inf + int(np.isinf(values).sum())
         memory += int(temps.memory_usage(deep=True).sum())
+    context.log.info(f"rows per day: {rows_per_day}")
+    empty_days = [d for d, n in rows_per_day.items() if not n]
     return dg.MaterializeResult(
         metadata=stage_metadata(temps, storage, TEMPERATURES, days)
         | {
@@ -170,8 +201,9 @@ def sensor_temperatures(
             "sensors": len(pd.unique(np.concatenate(sensors))),
             "nan_values": nan,
             "inf_values": inf,
-            "empty_days": dg.MetadataValue.json([d for d, n in rows_per_day.items() if not n]),
-            "rows_per_day": dg.MetadataValue.json(rows_per_day),
+            "empty_days": len(empty_days),
+            "empty_days_list": dg.MetadataValue.json(capped(empty_days)),
+            "rows_per_day": per_day(rows_per_day),
         }
     )
 
@@ -262,6 +294,7 @@ def sensor_daily_features(
     out_of_bounds = counts_out_of_bounds(counts, days, config)
     nonfinite = nonfinite_model_inputs(features)
     flagged = int((~features["enough_readings"].astype(bool)).sum())
+    context.log.info(f"sensors per day: { {d: counts[d] for d in days} }")
     return dg.MaterializeResult(
         metadata=stage_metadata(features, storage, FEATURES, days)
         | {
@@ -269,7 +302,7 @@ def sensor_daily_features(
             "flagged_too_few_readings": flagged,
             "nan_values_excluded": int(features["nan_values"].sum()),
             "inf_values_excluded": int(features["inf_values"].sum()),
-            "sensors_per_day": dg.MetadataValue.json({d: counts[d] for d in days}),
+            "sensors_per_day": per_day({d: counts[d] for d in days}),
         },
         check_results=[
             dg.AssetCheckResult(
