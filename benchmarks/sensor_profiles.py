@@ -16,8 +16,9 @@ fresh process on the same files and fresh storage:
 ``peak_rss_mb`` is the Dagster process's peak resident memory (goal ≤ 4000).
 ``dagster_bookkeeping_s`` is the same range run with four no-op assets on the same kind of
 instance (SQLite, the local default): the per-partition event cost no asset code can avoid.
-Workers run with DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 unless it is set, as the
-Makefile and docker compose run Dagster.
+Workers run with Dagster's opt-ins as the Makefile and docker compose set them (unless set):
+DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 and DAGSTER_EVENT_BATCH_SIZE=100 (the latter
+changes PostgreSQL only: a batch of materializations in one insert).
 
     python benchmarks/sensor_profiles.py --json FILE [--sensors S --days D] [--drop-dir DIR]
         [--repeats N]   # interleaved runs per side, the best of each is reported
@@ -40,6 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 #: How the platform runs Dagster (Makefile, docker compose): one planned event per asset for a
 #: single-run backfill instead of one per asset and day. Set it to 0 to see the per-day cost.
 PLANNED_EVENTS_VAR = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+#: ... and its per-day materializations stored in batches (one insert each on PostgreSQL).
+EVENT_BATCH_VAR = "DAGSTER_EVENT_BATCH_SIZE"
+#: The values the Makefile and docker compose give them (tests/topology/test_compose.py).
+DAGSTER_OPT_INS = {PLANNED_EVENTS_VAR: "1", EVENT_BATCH_VAR: "100"}
 #: Set by ``--instance postgres`` for each worker: its own database's ``postgres_db`` config.
 INSTANCE_PG_VAR = "BENCH_INSTANCE_POSTGRES_DB"
 
@@ -226,7 +231,7 @@ def in_fresh_process(mode: str, drop_dir: Path, first: str, last: str, k: int, p
         cmd = [sys.executable, __file__, "--worker", mode, "--drop-dir", str(drop_dir)]
         cmd += ["--first", first, "--last", last, "--k", str(k), "--work-dir", tmp]
         cmd += ["--json", str(out)]
-        env = {PLANNED_EVENTS_VAR: "1"} | dict(os.environ)
+        env = DAGSTER_OPT_INS | dict(os.environ)
         if pg is not None and mode != "bare":
             db = pg.create_database().rsplit("/", 1)[1]
             env[INSTANCE_PG_VAR] = json.dumps(
@@ -348,7 +353,7 @@ def main() -> int:
         "all_bare_wall_s": [round(f["wall_s"], 2) for f in bares],
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         "instance": args.instance,
-        PLANNED_EVENTS_VAR: os.environ.get(PLANNED_EVENTS_VAR, "1"),
+        **{var: os.environ.get(var, value) for var, value in DAGSTER_OPT_INS.items()},
         "cluster_distribution": dag["cluster_distribution"],
         "cpu_count": os.cpu_count(),
     }

@@ -25,3 +25,4 @@ def test_sensor_profiles_benchmark_runs_both_sides_on_the_same_rows(tmp_path):
     assert sum(figures["cluster_distribution"].values()) == 40 * 3
     assert figures["ratio"] > 0 and figures["dagster_bookkeeping_s"] > 0
     assert figures["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] == "1"
+    assert figures["DAGSTER_EVENT_BATCH_SIZE"] == "100"
