@@ -27,15 +27,21 @@ EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
 @pytest.fixture(scope="module")
-def service(champion_storage, tmp_path_factory):
-    """One service for the module: SQLite log and a readings store holding one barrel."""
-    root = tmp_path_factory.mktemp("service")
-    log_dsn = f"sqlite:///{root / 'log.db'}"
-    readings = f"sqlite:///{root / 'readings.db'}"
-    with open_store(readings) as store:
+def readings_url(tmp_path_factory) -> str:
+    """A SQLite readings store holding one barrel."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('readings') / 'readings.db'}"
+    with open_store(url) as store:
         store.create()
         store.put([reading("barrel-0007", alcohol=12.5)])
-    with running_service(champion_storage, log_dsn, readings) as url:
+    return url
+
+
+@pytest.fixture(scope="module")
+def service(champion_storage, tmp_path_factory, readings_url):
+    """One service for the module: SQLite log and the readings store above."""
+    root = tmp_path_factory.mktemp("service")
+    log_dsn = f"sqlite:///{root / 'log.db'}"
+    with running_service(champion_storage, log_dsn, readings_url) as url:
         yield url, log_dsn
 
 
@@ -126,7 +132,7 @@ def test_batch_scores_and_logs_every_wine_or_none(service):
     assert requests.post(f"{url}/batch", json=[], timeout=10).status_code == 422
 
 
-def test_barrel_quality_scores_the_current_reading(service):
+def test_barrel_quality_scores_the_current_reading(service, readings_url):
     url, log_dsn = service
     response = requests.get(f"{url}/barrels/barrel-0007/quality", timeout=10)
     assert response.status_code == 200, response.text
@@ -138,6 +144,13 @@ def test_barrel_quality_scores_the_current_reading(service):
     assert requests.get(f"{url}/barrels/nobody/quality", timeout=10).status_code == 404
     response = requests.get(f"{url}/barrels/bad%20id/quality", timeout=10)
     assert response.status_code == 422 and response.json()["detail"][0]["field"] == "barrel_id"
+    # The service keeps one store open: a reading written since by another process is seen.
+    with open_store(readings_url) as store:
+        (newer,) = store.put([reading("barrel-0007", alcohol=13.0)])
+    body = requests.get(f"{url}/barrels/barrel-0007/quality", timeout=10).json()
+    assert body["reading_seq"] == newer
+    rows = logged(log_dsn)
+    assert rows.loc[rows["request_id"] == body["request_id"], "alcohol"].tolist() == [13.0]
 
 
 def test_health_and_openapi_schema(service):

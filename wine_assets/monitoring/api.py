@@ -99,12 +99,19 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(log.create)
+        # One store for the service's life (both backends are safe to share across threads):
+        # opening it per request cost a connection, or a boto3 client, per barrel lookup.
+        app.state.readings = (
+            await run_in_threadpool(open_store, readings_store.url) if readings_store else None
+        )
         await batcher.start()
         try:
             yield
         finally:
             await batcher.stop()
             log.close()
+            if app.state.readings is not None:
+                app.state.readings.close()
             if on_shutdown is not None:
                 on_shutdown()
 
@@ -172,21 +179,17 @@ def create_app(
         return _json(body, request_id=request_id)
 
     @app.get("/barrels/{barrel_id}/quality", summary="Score a barrel's current reading")
-    async def barrel_quality(barrel_id: str) -> Response:
+    async def barrel_quality(barrel_id: str, request: Request) -> Response:
         problem = check_barrel_id(barrel_id)
         if problem:
             raise WineValidationError(
                 [{"loc": ["path", "barrel_id"], "field": "barrel_id", "msg": problem,
                   "type": "value_error"}]
             )  # fmt: skip
-        if readings_store is None:
+        store = request.app.state.readings
+        if store is None:
             return _json({"detail": "no readings store configured"}, 503)
-
-        def current():
-            with open_store(readings_store.url) as store:
-                return store.get(barrel_id)
-
-        reading = await run_in_threadpool(current)
+        reading = await run_in_threadpool(store.get, barrel_id)
         if reading is None:
             return _json({"detail": f"no barrel {barrel_id!r} in the readings store"}, 404)
         wine = {"wine_type": reading.wine_type, **reading.features()}
