@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,12 +16,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from platform_core.model_store import ModelStoreResource
 from platform_core.registry import ModelRegistry, Status
 from tests.conftest import free_port, wait_http
 from tests.wine.conftest import reading
 from tests.wine.wine_service import WINE, copy_storage, predict, running_service
 from wine_assets.features import FEATURES
 from wine_assets.monitoring.prediction_log import open_log
+from wine_assets.monitoring.service import ChampionCache, PredictionBatcher, new_request_id
 from wine_assets.quality.snapshot import MODEL_NAME
 from wine_assets.readings.store import open_store
 
@@ -247,3 +251,36 @@ def test_wine_api_command_binds_loopback_and_takes_its_settings_from_the_environ
     rows = logged(log_dsn)
     assert len(rows) == 40 and rows["request_id"].nunique() == 3
     assert (rows["alcohol"] == 20.0).all() and (rows["volatile_acidity"] > 3.0).all()
+
+
+def test_small_groups_read_the_registry_off_the_event_loop(champion_storage, tmp_path, monkeypatch):
+    """A small group is scored on the event loop, but the champion check before it (a registry
+    read, on S3 a network call, and a model load on promotion) runs on the worker thread."""
+    reads: list[str] = []
+    registry = ModelStoreResource.registry
+
+    def recorded(self, name):
+        reads.append(threading.current_thread().name)
+        return registry(self, name)
+
+    monkeypatch.setattr(ModelStoreResource, "registry", recorded)
+    champion = ChampionCache(ModelStoreResource(storage=champion_storage), check_every_s=0.2)
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    log.create()
+    batcher = PredictionBatcher(champion, log)
+
+    async def three_requests() -> list[int]:
+        await batcher.start()
+        try:
+            versions = []
+            for _ in range(3):
+                scored = await batcher.score([dict(WINE)], "predict", new_request_id())
+                versions.append(scored.model_version)
+                await asyncio.sleep(0.3)  # the next check is due
+            return versions
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(three_requests()) == [1, 1, 1]
+    log.close()
+    assert len(reads) == 3 and all(name.startswith("score") for name in reads), reads

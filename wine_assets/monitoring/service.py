@@ -55,13 +55,17 @@ class ChampionCache:
         self._current: tuple[ModelVersion, wine_model.FittedModel] | None = None
         self._lock = threading.Lock()
 
+    def due(self) -> bool:
+        """Whether the next ``current()`` reads the registry (and may load a model): a call
+        the service makes off its event loop."""
+        return self._current is None or time.monotonic() - self._checked >= self._every
+
     def current(self) -> tuple[ModelVersion, wine_model.FittedModel]:
         with self._lock:
-            now = time.monotonic()
-            if now - self._checked >= self._every or self._current is None:
+            if self.due():
                 registry = self._store.registry(MODEL_NAME)
                 champion = registry.champion()
-                self._checked = now
+                self._checked = time.monotonic()
                 if champion is None:
                     raise NoChampionError(
                         f"{MODEL_NAME} has no champion yet: run the wine_retrain job"
@@ -69,6 +73,7 @@ class ChampionCache:
                 if self._current is None or self._current[0].version != champion.version:
                     files = registry.verify(champion)  # the version just read, not a re-read
                     self._current = (champion, wine_model.from_files(files))
+                    self._checked = time.monotonic()  # the interval starts once it is loaded
             return self._current
 
 
@@ -168,6 +173,8 @@ class PredictionBatcher:
                 rows += len(job.wines)
             try:
                 if rows <= self.inline_rows:
+                    if self.champion.due():  # the registry read (S3) or a model load
+                        await loop.run_in_executor(self._executor, self.champion.current)
                     results, logged = self._score(jobs)
                 else:
                     results, logged = await loop.run_in_executor(self._executor, self._score, jobs)
