@@ -10,17 +10,18 @@ that. Default STOPPED: turning it on is a deployment decision, like choosing the
 from datetime import UTC, timedelta
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
 from wine_assets.profiles.resources import SensorProfilesSettings
 
 SCHEDULE_TAGS = {"platform/trigger": "schedule"}
 
 
-def build_readings_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
-    """The daily schedule targeting ``job`` (the four daily-partitioned profile assets)."""
+def build_readings_schedule(job) -> dg.ScheduleDefinition:
+    """The daily schedule targeting ``job`` (the four daily-partitioned profile assets).
+
+    ``job`` is what ``dg.define_asset_job`` returns; its class is not exported by Dagster
+    (only ``dagster._core``), so it stays unannotated rather than tie us to a private path.
+    """
 
     @dg.schedule(
         name="sensor_profiles_daily",
