@@ -11,7 +11,15 @@ Layout (both tables PAY_PER_REQUEST):
   is 20/s. Past that, write ``shard`` = hash(barrel_id) % K and merge K queries.
 - ``<table>-history``: every reading ever written (append-only), HASH ``shard`` (``"all"``),
   RANGE ``seq``, so ``history(after, upto)`` is one paged Query. Written before the current
-  item, so a reading that loses the race to a newer one is still recorded.
+  item, so a reading that loses the race to a newer one is still recorded. Each item also
+  carries ``day``, the UTC date of its ``updated_at`` (``"2023-02-16"``).
+- GSI ``by_day`` on the history table: HASH ``day``, RANGE ``updated_at``, projecting
+  ``barrel_id`` and ``temperature_c`` (plus the table keys, ``seq`` among them). It turns
+  ``temperature_history(start, end)`` into one Query per UTC day the window touches with a key
+  condition on ``updated_at``, so a read costs what the window holds, not all history (see
+  ``temperature_history`` for why a day and what the index's eventual consistency means).
+  ``create()`` adds it to a history table made before it and backfills ``day`` on the items
+  written before it (``backfill_history_days``).
 - ``<table>-sequence``: one counter item. ``put`` reserves a block of seqs with a single
   atomic ``UpdateItem ADD last_value :n`` and writes each reading with its seq. The counter is
   in its own table, not a reserved key in ``<table>``, so Scans (``all``, ``count``) see only
@@ -37,7 +45,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -58,13 +66,30 @@ from wine_assets.readings.store import (
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["GSI_NAME", "SHARD", "DynamoDbReadingsStore"]
+__all__ = ["DAY_GSI_NAME", "GSI_NAME", "SHARD", "DynamoDbReadingsStore"]
 
 log = logging.getLogger(__name__)
 
 GSI_NAME = "by_seq"
 SHARD = "all"
 SEQUENCE_KEY = "readings"
+DAY_GSI_NAME = "by_day"
+#: The item in the sequence table that records a finished ``day`` backfill (``upto``: the
+#: highest history seq it looked at). Its absence means older items may lack ``day``.
+DAY_BACKFILL_KEY = "history-day-backfill"
+#: A new index on a big table is built (backfilled by DynamoDB) before it turns ACTIVE.
+INDEX_BUILD_TIMEOUT_S = 3600.0
+_DAY_INDEX: dict[str, Any] = {
+    "IndexName": DAY_GSI_NAME,
+    "KeySchema": [
+        {"AttributeName": "day", "KeyType": "HASH"},
+        {"AttributeName": "updated_at", "KeyType": "RANGE"},
+    ],
+    # Only what temperature_history returns: the index holds every reading again, and ALL
+    # would copy all ~18 attributes of each one instead of these and the keys.
+    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["barrel_id", "temperature_c"]},
+}
+_HISTORY_ATTRIBUTES = [("shard", "S"), ("seq", "N"), ("day", "S"), ("updated_at", "S")]
 _READING_ATTRS = ("wine_type", *NUMERIC_FIELDS, "seq", "updated_at", "shard")
 _PREDICTION_ATTRS = ("predicted_quality", "model_version", "reading_seq", "scored_at")
 
@@ -78,6 +103,24 @@ def _str(value: str) -> dict[str, str]:
     return {"S": value}
 
 
+def _day(updated_at: str) -> str:
+    """The UTC date of a stored stamp: the history item's ``day`` (its by_day partition)."""
+    moment = datetime.fromisoformat(updated_at)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).date().isoformat()
+
+
+def _days(lo: str, hi: str) -> list[str]:
+    """The UTC days that ``[lo, hi)`` (``_time_window``'s UTC stamps) touches, in order; none
+    when empty. An end at midnight does not touch the day it opens."""
+    if hi <= lo:
+        return []
+    first = datetime.fromisoformat(lo).date()
+    last = (datetime.fromisoformat(hi) - timedelta(microseconds=1)).date()
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
 def _float(attr: Mapping[str, str]) -> float:
     return float(Decimal(attr["N"]))
 
@@ -88,6 +131,10 @@ def _int(attr: Mapping[str, str]) -> int:
 
 class DynamoDbReadingsStore(ReadingsStore):
     """Readings in a DynamoDB table with a seq GSI and an atomic counter table."""
+
+    #: Items per Query page on the by_day index; None is DynamoDB's 1 MB page (tests set it
+    #: to make the paging run on a few items).
+    _page_items: int | None = None
 
     def __init__(
         self,
@@ -102,6 +149,7 @@ class DynamoDbReadingsStore(ReadingsStore):
         self.max_workers = max_workers
         self.sequence_table = f"{table}-sequence"
         self.history_table = f"{table}-history"
+        self._days_backfilled = False  # cached once seen: the marker is never removed
         self._client = client or boto3.client(
             "dynamodb", region_name=region, endpoint_url=endpoint_url
         )
@@ -129,8 +177,8 @@ class DynamoDbReadingsStore(ReadingsStore):
         )
         self._create_table(self.sequence_table, attributes=[("sequence_name", "S")], key=None)
         self._create_table(
-            self.history_table, attributes=[("shard", "S"), ("seq", "N")], key="shard",
-            range_key="seq",
+            self.history_table, attributes=_HISTORY_ATTRIBUTES, key="shard", range_key="seq",
+            gsi=[_DAY_INDEX],
         )  # fmt: skip
         for name in (self.table, self.sequence_table, self.history_table):
             self._wait_active(name)
@@ -144,6 +192,104 @@ class DynamoDbReadingsStore(ReadingsStore):
                 f"DynamoDB table {self.table!r} exists without the {GSI_NAME!r} index "
                 "(shard HASH, seq RANGE); migrate it or use another table name"
             )
+        self._add_day_index()
+        if not self._days_complete():
+            self.backfill_history_days(after=0)
+
+    def _add_day_index(self) -> None:
+        """Add the by_day index to a history table made before it (idempotent): UpdateTable,
+        then wait while DynamoDB builds it. Another process adding it at the same moment makes
+        our request fail; that is fine once the index is there."""
+        if self._has_day_index():
+            return
+        try:
+            self._client.update_table(
+                TableName=self.history_table,
+                AttributeDefinitions=[
+                    {"AttributeName": a, "AttributeType": t} for a, t in _HISTORY_ATTRIBUTES
+                ],
+                GlobalSecondaryIndexUpdates=[{"Create": _DAY_INDEX}],
+            )
+        except ClientError:
+            if not self._has_day_index():
+                raise
+        log.info("%s: adding the %s index", self.history_table, DAY_GSI_NAME)
+        self._wait_active(self.history_table, timeout_s=INDEX_BUILD_TIMEOUT_S)
+
+    def _has_day_index(self) -> bool:
+        indexes = self._client.describe_table(TableName=self.history_table)["Table"].get(
+            "GlobalSecondaryIndexes", []
+        )
+        return DAY_GSI_NAME in {i["IndexName"] for i in indexes}
+
+    def _days_complete(self) -> bool:
+        """Whether every history item has ``day`` (the backfill marker exists), so the by_day
+        index holds all history; one GetItem, then cached."""
+        if not self._days_backfilled:
+            self._days_backfilled = self._backfill_mark() is not None
+        return self._days_backfilled
+
+    def _backfill_mark(self) -> int | None:
+        item = self._client.get_item(
+            TableName=self.sequence_table,
+            Key={"sequence_name": _str(DAY_BACKFILL_KEY)},
+            ConsistentRead=True,
+        ).get("Item")
+        return _int(item["upto"]) if item else None
+
+    def backfill_history_days(self, after: int | None = None) -> int:
+        """Set ``day`` on the history items with ``seq > after`` written without it (before
+        the by_day index existed), then record the mark; the number of items updated.
+
+        ``create()`` runs it once per table (from 0, while no mark exists); until the mark
+        is written ``temperature_history`` falls back to the full filtered read, so old
+        readings are never silently left out. It costs one consistent read of those items
+        (paged, page by page) and one UpdateItem per item lacking ``day``: a one-off that
+        grows with the history written before the upgrade; interrupted, it is simply run
+        again. ``after=None`` continues from the last mark: run it once more if writers of
+        the previous version kept writing after the upgrade's ``create()``; ``after=0``
+        rechecks everything."""
+        if after is None:
+            after = self._backfill_mark() or 0
+        upto, updated = after, 0
+        pages = self._query_pages(
+            TableName=self.history_table,
+            KeyConditionExpression="#s = :shard AND #q > :after",
+            ProjectionExpression="#q, #u, #d",
+            ExpressionAttributeNames={"#s": "shard", "#q": "seq", "#u": "updated_at", "#d": "day"},
+            ExpressionAttributeValues={":shard": _str(SHARD), ":after": _num(after)},
+            ConsistentRead=True,
+        )
+        for items in pages:
+            # A Filter would not read less (DynamoDB charges before filtering), and reading
+            # every item gives the highest seq for the mark.
+            missing = [(_int(i["seq"]), i["updated_at"]["S"]) for i in items if "day" not in i]
+            upto = max([upto, *(_int(i["seq"]) for i in items)])
+            if self.max_workers <= 1 or len(missing) <= 1:
+                for seq, updated_at in missing:
+                    self._set_day(seq, updated_at)
+            else:
+                with ThreadPoolExecutor(min(self.max_workers, len(missing))) as pool:
+                    list(pool.map(lambda m: self._set_day(*m), missing))
+            updated += len(missing)
+        self._client.put_item(
+            TableName=self.sequence_table,
+            Item={"sequence_name": _str(DAY_BACKFILL_KEY), "upto": _num(upto)},
+        )
+        self._days_backfilled = True
+        if updated:
+            log.info("%s: set day on %d older history items", self.history_table, updated)
+        return updated
+
+    def _set_day(self, seq: int, updated_at: str) -> None:
+        self._client.update_item(
+            TableName=self.history_table,
+            Key={"shard": _str(SHARD), "seq": _num(seq)},
+            UpdateExpression="SET #d = :d",
+            ConditionExpression="attribute_exists(#q)",  # never create a stray item
+            ExpressionAttributeNames={"#d": "day", "#q": "seq"},
+            ExpressionAttributeValues={":d": _str(_day(updated_at))},
+        )
 
     def _create_table(
         self,
@@ -268,6 +414,7 @@ class DynamoDbReadingsStore(ReadingsStore):
                         "wine_type": _str(r.wine_type),
                         **{f: _num(getattr(r, f)) for f in NUMERIC_FIELDS},
                         "updated_at": _str(now),
+                        "day": _str(_day(now)),
                     }
                 }
             }
@@ -349,6 +496,15 @@ class DynamoDbReadingsStore(ReadingsStore):
             TableName=self.table, Key={"barrel_id": _str(barrel_id)}, ConsistentRead=True
         )
         return response.get("Item")
+
+    def _query_pages(self, **kwargs: Any) -> Iterator[list[dict[str, Any]]]:
+        """Each page's items of a Query, following ``LastEvaluatedKey``."""
+        while True:
+            response = self._client.query(**kwargs)
+            yield response["Items"]
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _scan(self, **params: Any) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True, **params}
@@ -440,37 +596,102 @@ class DynamoDbReadingsStore(ReadingsStore):
         self._client.close()
 
     def temperature_history(self, start: str | datetime, end: str | datetime) -> pd.DataFrame:
-        """A paged Query of the history table with a FilterExpression on ``updated_at``: it
-        reads the whole history partition (filtering happens after the read, so the cost and
-        the read capacity grow with all history, not with the window; a time-keyed index
-        would be the fix when that matters)."""
+        """One Query of the by_day index per UTC day the window touches, with the window as a
+        key condition on ``updated_at``: the read grows with the readings in the window (plus
+        one request per day), not with all history.
+
+        Why a UTC day: the profile assets read whole UTC days, so a daily run is one query
+        (paged) rather than 24 for hourly buckets, while the ``updated_at`` sort key already
+        narrows a short window inside its day to that window's items. One day holds ~1.7 M
+        readings at 200 barrels every 10 s; a GSI partition value takes ~1000 writes/s and
+        has no size limit, and the day being written is the only hot one (hours would not
+        spread the writes either).
+
+        The index is eventually consistent (a GSI cannot be read with ConsistentRead): a
+        reading written less than about a second before the query may be missing, so a window
+        ending "now" can miss its last readings. The profile schedule reads the previous UTC
+        day at 00:30, half an hour after the window closed, so it sees every reading.
+
+        Until every history item has ``day`` (``create()``'s backfill has not finished, e.g. a
+        reader that never called ``create()``) this falls back to the old filtered Query of
+        the whole history partition, with a warning, rather than miss older readings."""
         lo, hi = _time_window(start, end)
+        if self._days_complete():
+            days = _days(lo, hi)
+            if self.max_workers <= 1 or len(days) <= 1:
+                parts = [self._day_rows(day, lo, hi) for day in days]
+            else:
+                with ThreadPoolExecutor(min(self.max_workers, len(days))) as pool:
+                    parts = list(pool.map(lambda day: self._day_rows(day, lo, hi), days))
+            rows = [row for part in parts for row in part]
+        else:
+            log.warning(
+                "%s: history items without day (run create() to backfill them); reading the "
+                "whole history partition for the window",
+                self.history_table,
+            )
+            rows = self._filtered_rows(lo, hi)
+        # Days come in order and each day in updated_at order, so this (stable, run-aware)
+        # sort costs ~one pass; seq breaks ties of one stamp as SQLite's ORDER BY does (the
+        # index's order among equal sort keys is unspecified).
+        rows.sort(key=lambda row: (row[1], row[3]))
+        return _temperature_frame([row[:3] for row in rows])
+
+    def _day_rows(self, day: str, lo: str, hi: str) -> list[tuple[str, str, float, int]]:
+        """The day's readings with ``lo <= updated_at < hi``: BETWEEN (the only two-sided key
+        condition) reads at most the stamps equal to ``hi`` too, dropped here."""
         kwargs: dict[str, Any] = {
             "TableName": self.history_table,
-            "KeyConditionExpression": "#s = :shard",
-            "FilterExpression": "#u >= :lo AND #u < :hi",
-            "ProjectionExpression": "#b, #u, #t",
+            "IndexName": DAY_GSI_NAME,
+            "KeyConditionExpression": "#d = :day AND #u BETWEEN :lo AND :hi",
+            "ProjectionExpression": "#b, #u, #t, #q",
             "ExpressionAttributeNames": {
+                "#d": "day",
+                "#u": "updated_at",
+                "#b": "barrel_id",
+                "#t": "temperature_c",
+                "#q": "seq",
+            },
+            "ExpressionAttributeValues": {":day": _str(day), ":lo": _str(lo), ":hi": _str(hi)},
+        }
+        if self._page_items:
+            kwargs["Limit"] = self._page_items
+        return [
+            row
+            for items in self._query_pages(**kwargs)
+            for row in map(_temperature_row, items)
+            if row[1] < hi
+        ]
+
+    def _filtered_rows(self, lo: str, hi: str) -> list[tuple[str, str, float, int]]:
+        """The window from a Query of the whole history partition filtered on
+        ``updated_at``: the filter applies after the read, so it costs all history."""
+        pages = self._query_pages(
+            TableName=self.history_table,
+            KeyConditionExpression="#s = :shard",
+            FilterExpression="#u >= :lo AND #u < :hi",
+            ProjectionExpression="#b, #u, #t, #q",
+            ExpressionAttributeNames={
                 "#s": "shard",
                 "#u": "updated_at",
                 "#b": "barrel_id",
                 "#t": "temperature_c",
+                "#q": "seq",
             },
-            "ExpressionAttributeValues": {":shard": _str(SHARD), ":lo": _str(lo), ":hi": _str(hi)},
-            "ConsistentRead": True,
-        }
-        rows: list[tuple[str, str, float]] = []
-        while True:
-            response = self._client.query(**kwargs)
-            rows.extend(
-                (i["barrel_id"]["S"], i["updated_at"]["S"], _float(i["temperature_c"]))
-                for i in response["Items"]
-            )
-            if "LastEvaluatedKey" not in response:
-                break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        rows.sort(key=lambda row: row[1])  # stable: seq order within one stamp, as on SQLite
-        return _temperature_frame(rows)
+            ExpressionAttributeValues={":shard": _str(SHARD), ":lo": _str(lo), ":hi": _str(hi)},
+            ConsistentRead=True,
+        )
+        return [_temperature_row(item) for items in pages for item in items]
+
+
+def _temperature_row(item: Mapping[str, Any]) -> tuple[str, str, float, int]:
+    """(barrel_id, updated_at, temperature_c, seq) of a history item."""
+    return (
+        item["barrel_id"]["S"],
+        item["updated_at"]["S"],
+        _float(item["temperature_c"]),
+        _int(item["seq"]),
+    )
 
 
 def _reading(item: Mapping[str, Any]) -> Reading:
