@@ -13,6 +13,7 @@ Goal: p95_s <= 10, missed = 0, double_scored = 0.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -157,8 +158,10 @@ def _wait_scored(url: str, barrels: int, timeout: float) -> float:
 
 
 def _fast_train_config(tmp: str) -> Path:
+    from wine_assets.quality.assets import train_run_config
+
     path = Path(tmp) / "train.yaml"
-    path.write_text("ops:\n  wine_quality_model_candidate:\n    config:\n      cv_repeats: 1\n")
+    path.write_text(json.dumps(train_run_config(1)))  # YAML is a superset of JSON
     return path
 
 

@@ -30,7 +30,6 @@ import numpy as np
 from figures import emit
 
 REPO = Path(__file__).resolve().parents[1]
-WINE_FAST = {"ops": {"wine_quality_model_candidate": {"config": {"cv_repeats": 1}}}}
 SENSOR = {
     "repositoryLocationName": "wine",
     "repositoryName": "__repository__",
@@ -69,13 +68,14 @@ def measure(runs: int, barrels: int, per_change: int) -> dict:
     sys.path.insert(0, str(REPO))
     from platform_core.settings import data_dir
     from tests.topology.stack import running_topology, sensor_runs, settled, wait_for
+    from wine_assets.quality.assets import train_run_config
     from wine_assets.readings.simulator import seed_store, tick
     from wine_assets.readings.store import open_store
 
     artifacts = REPO / "test-artifacts" / "topology-benchmark"
     with running_topology(data_dir(), artifacts) as topology:
         t0 = time.perf_counter()
-        retrain = topology.launch("wine", "wine_retrain", WINE_FAST)
+        retrain = topology.launch("wine", "wine_retrain", train_run_config(1))
         with open_store(topology.readings_url) as store:
             seed_store(store, barrels, np.random.default_rng(0), "both", data_dir=data_dir())
         if topology.wait_run(retrain, timeout_s=600) != "SUCCESS":

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from beer_assets.definitions import defs
-from beer_assets.ibu.assets import MODEL_NAME
+from beer_assets.ibu.assets import MODEL_NAME, train_run_config
 from beer_assets.ingest import checks
 from beer_assets.ingest.landing import RAW_PREFIX
 from beer_assets.punkapi.resource import PunkApiResource
@@ -20,7 +20,7 @@ from tests.conftest import s3_storage
 
 ALL_ASSETS = list(defs.assets)
 ALL_CHECKS = list(defs.asset_checks)
-FAST_TRAIN = {"ops": {"ibu_model_candidate": {"config": {"cv_repeats": 1}}}}
+FAST_TRAIN = train_run_config(1)
 
 
 def resources(storage: PlatformStorage, api_url: str, approval: str = "auto") -> dict:

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import requests
 
+from beer_assets.ibu.assets import train_run_config as beer_train_config
 from tests.topology.stack import (
     TERMINAL,
     Topology,
@@ -21,14 +22,15 @@ from tests.topology.stack import (
     stored_kinds,
     wait_for,
 )
+from wine_assets.quality.assets import train_run_config as wine_train_config
 from wine_assets.readings.simulator import seed_store, tick
 from wine_assets.readings.store import open_store
 
 pytestmark = [pytest.mark.topology, pytest.mark.slow]
 
 #: Training is not what these tests are about: one CV repeat.
-BEER_FAST = {"ops": {"ibu_model_candidate": {"config": {"cv_repeats": 1}}}}
-WINE_FAST = {"ops": {"wine_quality_model_candidate": {"config": {"cv_repeats": 1}}}}
+BEER_FAST = beer_train_config(1)
+WINE_FAST = wine_train_config(1)
 BARRELS = 12
 PREDICTIONS = "platform/tables/barrel_quality_predictions/"
 

@@ -1,5 +1,6 @@
 """The wine graph in Dagster: training → champion → sensor-triggered snapshots → predictions."""
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -16,6 +17,7 @@ from platform_core.storage import PlatformStorage
 from platform_core.tables import ParquetTableIOManager
 from tests.conftest import REPO_ROOT
 from wine_assets.definitions import defs, snapshot_job
+from wine_assets.quality.assets import train_run_config
 from wine_assets.quality.sensor import build_readings_sensor
 from wine_assets.quality.snapshot import snapshot_key, snapshot_partitions
 from wine_assets.readings.resource import ReadingsStoreResource
@@ -25,7 +27,7 @@ from wine_assets.readings.store import open_store
 ASSETS = list(defs.assets)
 CHECKS = list(defs.asset_checks)
 SENSOR = build_readings_sensor(snapshot_job)
-FAST = {"ops": {"wine_quality_model_candidate": {"config": {"cv_repeats": 1}}}}
+FAST = train_run_config(1)
 SNAPSHOT_ASSETS = dg.AssetSelection.assets("wine_sensor_snapshot", "barrel_quality_predictions")
 
 
@@ -229,7 +231,7 @@ def test_whole_wine_graph_through_the_cli(tmp_path, data_dir):
         assert proc.returncode == 0, f"{args}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
     fast = tmp_path / "fast.yaml"  # one CV repeat: this test is about the wiring, not the score
-    fast.write_text("ops:\n  wine_quality_model_candidate:\n    config:\n      cv_repeats: 1\n")
+    fast.write_text(json.dumps(FAST))  # YAML is a superset of JSON
     run(
         str(bin_dir / "dagster"),
         "job",

@@ -23,6 +23,12 @@ class WineTrainConfig(dg.Config):
     cv_seed: int = Field(default=0, description="Seed of the CV folds (same for every spec).")
 
 
+def train_run_config(cv_repeats: int) -> dict:
+    """Run config giving the candidate ``cv_repeats`` CV repeats: runs about the wiring, not
+    the score (tests, benchmarks), use 1 without restating the op and field names."""
+    return {"ops": {CANDIDATE.to_python_identifier(): {"config": {"cv_repeats": cv_repeats}}}}
+
+
 def _flat(prefix: str, result: dict) -> dict[str, float]:
     """Overall and per-type Cortez metrics as flat metadata entries."""
     out = {}
