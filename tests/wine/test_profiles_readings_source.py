@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import dagster as dg
 import pandas as pd
 import pytest
@@ -23,6 +24,8 @@ from wine_assets.profiles.definitions import profiles_job
 from wine_assets.profiles.partitions import ASSIGNMENTS, FEATURES, TEMPERATURES, read_days
 from wine_assets.profiles.resources import SensorProfilesSettings
 from wine_assets.profiles.sensor import build_drop_sensor
+from wine_assets.readings.dynamodb_store import DAY_GSI_NAME, GSI_NAME, DynamoDbReadingsStore
+from wine_assets.readings.schema import parse_reading
 from wine_assets.readings.sqlite_store import SqliteReadingsStore
 from wine_assets.readings.store import ReadingsStore, open_store
 
@@ -273,3 +276,207 @@ def test_the_drop_sensor_stands_aside_for_the_readings_source(tmp_path):
         result = sensor(ctx)
     assert isinstance(result, dg.SkipReason)
     assert "PROFILES_SOURCE=readings" in result.skip_message
+
+
+# -- DynamoDB: the by_day index --------------------------------------------------------------
+
+
+def record_requests(store: DynamoDbReadingsStore) -> tuple[list[tuple[str, str | None]], list]:
+    """From now on, each request the store's client sends (operation, IndexName) and each
+    Query's ScannedCount: the items DynamoDB examined (what a read is charged for)."""
+    sent: list[tuple[str, str | None]] = []
+    scanned: list[int] = []
+
+    def before(params: dict, model, **_) -> None:
+        sent.append((model.name, params.get("IndexName")))
+
+    def after(parsed: dict, model, **_) -> None:
+        if model.name == "Query":
+            scanned.append(parsed["ScannedCount"])
+
+    store._client.meta.events.register("before-parameter-build.dynamodb", before)
+    store._client.meta.events.register("after-call.dynamodb", after)
+    return sent, scanned
+
+
+def edge_batches() -> list[Batch]:
+    """Readings over four UTC days: on both sides of each midnight, inside, and one stamp
+    holding three readings (barrel-1 twice: ties are ordered by seq)."""
+    times = []
+    for day in range(1, 5):
+        times += [
+            datetime(2023, 3, day, tzinfo=UTC),
+            datetime(2023, 3, day, 5, 15, tzinfo=UTC),
+            datetime(2023, 3, day, 23, 59, 59, 999999, tzinfo=UTC),
+        ]
+    batches = [
+        (stamp(t), [reading(f"barrel-{b}", temperature_c=5.0 + i + b / 10) for b in (3, 1)])
+        for i, t in enumerate(times)
+    ]
+    tie = stamp(datetime(2023, 3, 2, 12, tzinfo=UTC))
+    batches.append((tie, [reading("barrel-1", temperature_c=20.0), reading("barrel-2")]))
+    batches.append((tie, [reading("barrel-1", temperature_c=21.0)]))
+    return batches
+
+
+EDGE_WINDOWS = [
+    ("2023-02-28T00:00:00", "2023-03-06T00:00:00"),  # everything
+    ("2023-03-02T00:00:00", "2023-03-04T00:00:00"),  # two whole days, midnight to midnight
+    # Starts on a reading (kept), ends on a reading (left out), across three days.
+    ("2023-03-01T23:59:59.999999+00:00", "2023-03-03T23:59:59.999999+00:00"),
+    ("2023-03-02T05:15:00", "2023-03-02T12:00:00.000001"),  # inside one day, incl. the tie
+    ("2023-03-02T01:00:00+02:00", "2023-03-03T01:00:00-01:00"),  # offsets
+    ("2023-03-02T12:00:00", "2023-03-02T12:00:00"),  # empty
+    ("2023-01-01T00:00:00", "2023-02-01T00:00:00"),  # before every reading
+]
+
+
+def test_dynamodb_windows_over_several_days_equal_sqlite(sqlite_url, dynamodb_url, monkeypatch):
+    frames = {}
+    for url in (sqlite_url, dynamodb_url):
+        with open_store(url) as store:
+            store.create()
+            if isinstance(store, DynamoDbReadingsStore):
+                store._page_items = 2  # several pages per day
+            seed(store, monkeypatch, edge_batches())
+            frames[url] = [store.temperature_history(lo, hi) for lo, hi in EDGE_WINDOWS]
+    for (lo, hi), sqlite, dynamodb in zip(
+        EDGE_WINDOWS, frames[sqlite_url], frames[dynamodb_url], strict=True
+    ):
+        pd.testing.assert_frame_equal(dynamodb, sqlite, obj=f"[{lo}, {hi})")
+    everything, _, edges, tie, *_ = frames[dynamodb_url]
+    assert len(everything) == 4 * 3 * 2 + 3
+    assert edges["updated_at"].iloc[0] == "2023-03-01T23:59:59.999999+00:00"
+    assert edges["updated_at"].iloc[-1] < "2023-03-03T23:59:59.999999+00:00"
+    assert list(tie["temperature_c"])[-3:] == [20.0, 14.0, 21.0]  # one stamp, seq order
+
+
+def test_dynamodb_a_window_examines_only_its_own_items(dynamodb_url):
+    """Five days of readings every 30 min: an hour's window examines that hour's readings
+    (and, ending on a stamp, that stamp's); the filtered read it replaced examined every
+    reading ever written."""
+    barrels = [parse_reading(reading(f"barrel-{b}")) for b in range(5)]
+    start = datetime(2023, 3, 1, tzinfo=UTC)
+    with open_store(dynamodb_url) as store:
+        assert isinstance(store, DynamoDbReadingsStore)
+        store.create()
+        stamps = [stamp(start + timedelta(minutes=30 * i)) for i in range(5 * 48)]
+        for at in stamps:  # the history write of put(), without the current items
+            store._append_history(barrels, store._allocate(len(barrels)), at)
+        total = len(stamps) * len(barrels)
+        sent, scanned = record_requests(store)
+
+        hour = store.temperature_history("2023-03-04T10:00:00", "2023-03-04T11:00:00")
+        assert len(hour) == 2 * len(barrels)
+        assert sent == [("Query", DAY_GSI_NAME)]
+        assert sum(scanned) == len(hour) + len(barrels)  # + the readings stamped 11:00
+
+        sent.clear()
+        scanned.clear()
+        inside = store.temperature_history("2023-03-04T10:00:00", "2023-03-04T10:45:00")
+        assert len(inside) == sum(scanned) == 2 * len(barrels)
+
+        sent.clear()
+        scanned.clear()
+        days = store.temperature_history("2023-03-02T12:00:00", "2023-03-04T12:00:00")
+        assert len(days) == 2 * 48 * len(barrels)
+        assert sent == [("Query", DAY_GSI_NAME)] * 3  # three UTC days touched
+        assert sum(scanned) == len(days) + len(barrels)
+
+        sent.clear()
+        scanned.clear()
+        lo, hi = "2023-03-04T10:00:00.000000+00:00", "2023-03-04T11:00:00.000000+00:00"
+        assert len(store._filtered_rows(lo, hi)) == len(hour)
+        assert sum(scanned) == total  # the old read: all history for one hour
+
+
+def old_tables(client, table: str) -> None:
+    """The three tables as ``create()`` made them before the by_day index."""
+    client.create_table(
+        TableName=table,
+        AttributeDefinitions=[
+            {"AttributeName": n, "AttributeType": t}
+            for n, t in (("barrel_id", "S"), ("shard", "S"), ("seq", "N"))
+        ],
+        KeySchema=[{"AttributeName": "barrel_id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": GSI_NAME,
+                "KeySchema": [
+                    {"AttributeName": "shard", "KeyType": "HASH"},
+                    {"AttributeName": "seq", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.create_table(
+        TableName=f"{table}-sequence",
+        AttributeDefinitions=[{"AttributeName": "sequence_name", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "sequence_name", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.create_table(
+        TableName=f"{table}-history",
+        AttributeDefinitions=[
+            {"AttributeName": "shard", "AttributeType": "S"},
+            {"AttributeName": "seq", "AttributeType": "N"},
+        ],
+        KeySchema=[
+            {"AttributeName": "shard", "KeyType": "HASH"},
+            {"AttributeName": "seq", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def test_dynamodb_create_upgrades_a_table_made_before_the_day_index(
+    sqlite_url, dynamodb_url, moto_endpoint, monkeypatch, caplog
+):
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto_endpoint)
+    batches = edge_batches()
+    with open_store(sqlite_url) as reference:
+        reference.create()
+        seed(reference, monkeypatch, batches)
+        expected = [reference.temperature_history(lo, hi) for lo, hi in EDGE_WINDOWS]
+
+    with open_store(dynamodb_url) as old:
+        assert isinstance(old, DynamoDbReadingsStore)
+        old_tables(client, old.table)
+        seed(old, monkeypatch, batches[:-3])
+        history = old.history_table
+    # What the previous version wrote: history items without day.
+    for item in client.scan(TableName=history)["Items"]:
+        client.update_item(
+            TableName=history, Key={"shard": item["shard"], "seq": item["seq"]},
+            UpdateExpression="REMOVE #d", ExpressionAttributeNames={"#d": "day"},
+        )  # fmt: skip
+    assert not any("day" in i for i in client.scan(TableName=history)["Items"])
+
+    with open_store(dynamodb_url) as before_create, caplog.at_level("WARNING"):
+        # A reader that has not run the upgrade falls back to the full read: nothing is lost.
+        frame = before_create.temperature_history(*EDGE_WINDOWS[0])
+        later = sum(len(b) for _, b in batches[-3:])
+        assert len(frame) == len(expected[0]) - later and "without day" in caplog.text
+
+    with open_store(dynamodb_url) as store:
+        assert isinstance(store, DynamoDbReadingsStore)
+        store.create()
+        indexes = client.describe_table(TableName=history)["Table"]["GlobalSecondaryIndexes"]
+        assert [i["IndexName"] for i in indexes] == [DAY_GSI_NAME]
+        items = client.scan(TableName=history)["Items"]
+        assert [i["day"]["S"] for i in items] == [i["updated_at"]["S"][:10] for i in items]
+        seed(store, monkeypatch, batches[-3:])  # written by this version
+        sent, _ = record_requests(store)
+        for (lo, hi), want in zip(EDGE_WINDOWS, expected, strict=True):
+            pd.testing.assert_frame_equal(store.temperature_history(lo, hi), want)
+        assert {op for op, _ in sent} == {"Query"} and {i for _, i in sent} == {DAY_GSI_NAME}
+
+        sent.clear()
+        store.create()  # idempotent: no index change, no second backfill
+        assert {op for op, _ in sent} <= {"CreateTable", "DescribeTable"}
+        assert store.backfill_history_days() == 0  # nothing left since the mark
+    with open_store(dynamodb_url) as again:
+        again.create()
+        pd.testing.assert_frame_equal(again.temperature_history(*EDGE_WINDOWS[0]), expected[0])
