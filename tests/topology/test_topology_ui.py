@@ -9,11 +9,11 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.browser import chromium
 from tests.topology.stack import Topology, wait_for
 
 pytestmark = [pytest.mark.topology, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
 BEER_ASSETS = ["punkapi_raw_beers", "beers_clean", "ibu_model_candidate", "ibu_predictions"]
 WINE_ASSETS = ["wine_training_data", "wine_sensor_snapshot", "barrel_quality_predictions"]
 GROUPS = ["beer_ingest", "beer_ibu", "wine_quality"]
@@ -23,18 +23,10 @@ BLOCKING_CHECKS = ["ids_unique_and_present", "values_in_physical_range", "row_co
 
 @pytest.fixture
 def page(topology: Topology) -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.set_default_timeout(30_000)
-            yield page
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(30_000)
+        yield page
 
 
 def open_page(page, url: str) -> None:
