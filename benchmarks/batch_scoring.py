@@ -30,12 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 def measure(rows: int, batch: int, repeats: int) -> dict:
     from platform_core.model_store import ModelStoreResource
-    from platform_core.registry import ModelRegistry, Status
+    from platform_core.registry import ModelRegistry
     from platform_core.settings import data_dir
     from platform_core.storage import PlatformStorage
     from platform_core.tables import ParquetTableIOManager
     from wine_assets.features import FEATURES, read_uci
     from wine_assets.quality import model as wine_model
+    from wine_assets.quality.assets import register_champion
     from wine_assets.quality.snapshot import (
         MODEL_NAME,
         barrel_quality_predictions,
@@ -59,9 +60,7 @@ def measure(rows: int, batch: int, repeats: int) -> dict:
         }
         uci = read_uci(data_dir())
         registry = ModelRegistry(storage, MODEL_NAME)
-        fitted = wine_model.fit(wine_model.CANDIDATE_SPEC, uci)
-        mv = registry.register(wine_model.to_files(fitted), metrics={}, params={})
-        registry.set_status(mv.version, Status.CHAMPION, "benchmark")
+        mv = register_champion(storage, uci, "benchmark")
         storage.write_parquet("tables/wine_training_data.parquet", uci)
 
         rng = np.random.default_rng(0)

@@ -120,13 +120,14 @@ def measure(
     sys.path.insert(0, str(REPO))
     import requests
 
-    from platform_core.registry import ModelRegistry, Status
+    from platform_core.registry import ModelRegistry
     from platform_core.settings import data_dir
     from platform_core.storage import PlatformStorage
     from tests.conftest import free_port, wait_http
     from tests.pg_server import PostgresServer
     from wine_assets.features import FEATURES, read_uci
     from wine_assets.quality import model as wine_model
+    from wine_assets.quality.assets import register_champion
     from wine_assets.quality.snapshot import MODEL_NAME
 
     uci = read_uci(data_dir())
@@ -140,11 +141,8 @@ def measure(
             dsn = pg.create_database("predictions")
 
             storage = PlatformStorage.local(f"{tmp}/storage")
-            fitted = wine_model.fit(wine_model.CANDIDATE_SPEC, uci)
-            registry = ModelRegistry(storage, MODEL_NAME)
-            mv = registry.register(wine_model.to_files(fitted), metrics={}, params={})
-            registry.set_status(mv.version, Status.CHAMPION, "benchmark")
-            loaded = wine_model.from_files(registry.verify(mv))
+            mv = register_champion(storage, uci, "benchmark")
+            loaded = wine_model.from_files(ModelRegistry(storage, MODEL_NAME).verify(mv))
             one_row = uci.iloc[[0]]
             bare = []
             for _ in range(200):

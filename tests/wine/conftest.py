@@ -74,17 +74,12 @@ def champion_storage(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):
     The candidate spec fitted once on the UCI rows and promoted directly: tests that need *a*
     champion (the prediction service, drift reports) skip the graph's cross-validation.
     """
-    from platform_core.registry import ModelRegistry, Status
     from platform_core.storage import PlatformStorage
     from wine_assets.features import read_uci
-    from wine_assets.quality import model as wine_model
-    from wine_assets.quality.snapshot import MODEL_NAME
+    from wine_assets.quality.assets import register_champion
 
     storage = PlatformStorage.local(str(tmp_path_factory.mktemp("champion") / "storage"))
     uci = read_uci(data_dir)
-    registry = ModelRegistry(storage, MODEL_NAME)
-    fitted = wine_model.fit(wine_model.CANDIDATE_SPEC, uci)
-    mv = registry.register(wine_model.to_files(fitted), metrics={}, params={})
-    registry.set_status(mv.version, Status.CHAMPION, "test fixture")
+    register_champion(storage, uci, "test fixture")
     storage.write_parquet("tables/wine_training_data.parquet", uci)
     return storage

@@ -7,6 +7,8 @@ from pydantic import Field
 from platform_core.model_store import ModelStoreResource
 from platform_core.plots import figure_markdown, pyplot
 from platform_core.promotion import BASELINE_SCORE, CHAMPION_SCORE, SCORE, build_promotion_check
+from platform_core.registry import ModelRegistry, ModelVersion, Status
+from platform_core.storage import PlatformStorage
 from wine_assets.quality import model as wine_model
 from wine_assets.quality.snapshot import GROUP, MODEL_NAME
 
@@ -105,6 +107,18 @@ def wine_quality_model_candidate(
             "confusion": confusion_plot(df["quality"], wine_model.predict(fitted, df).round()),
         }
     )
+
+
+def register_champion(storage: PlatformStorage, df: pd.DataFrame, reason: str) -> ModelVersion:
+    """The candidate recipe fitted on ``df`` and made champion directly, skipping the graph's
+    cross-validation and promotion check: for tests and benchmarks that need *a* champion to
+    serve, not an evaluated one. Its spec is recorded, as the candidate asset records it, so
+    a later candidate can still be compared with it."""
+    registry = ModelRegistry(storage, MODEL_NAME)
+    fitted = wine_model.fit(wine_model.CANDIDATE_SPEC, df)
+    params = {"spec": wine_model.CANDIDATE_SPEC.to_json(), "training_rows": len(df)}
+    mv = registry.register(wine_model.to_files(fitted), metrics={}, params=params)
+    return registry.set_status(mv.version, Status.CHAMPION, reason)
 
 
 candidate_promotion = build_promotion_check(CANDIDATE, MODEL_NAME, "system A's XGBRegressor")
