@@ -146,14 +146,18 @@ def measure(barrels: int, interval: float, duration: float, drain: float) -> dic
 
 def _wait_scored(url: str, barrels: int, timeout: float) -> float:
     """Seconds until every seeded barrel has a prediction in the store."""
+    sys.path.insert(0, str(REPO))
+    from tests.polling import wait_for
     from wine_assets.readings.store import open_store
 
     started = time.time()
     with open_store(url) as store:
-        while len(store.predictions()) < barrels:
-            if time.time() - started > timeout:
-                raise TimeoutError(f"seeded barrels not scored within {timeout:g}s")
-            time.sleep(0.5)
+        wait_for(
+            lambda: len(store.predictions()),
+            timeout,
+            f"the {barrels} seeded barrels scored (predictions)",
+            until=lambda scored: scored >= barrels,
+        )
     return time.time() - started
 
 

@@ -67,7 +67,8 @@ def event_times(topology, run_id: str) -> dict[str, float]:
 def measure(runs: int, barrels: int, per_change: int) -> dict:
     sys.path.insert(0, str(REPO))
     from platform_core.settings import data_dir
-    from tests.topology.stack import running_topology, sensor_runs, settled, wait_for
+    from tests.polling import wait_for
+    from tests.topology.stack import running_topology, sensor_runs, settled
     from wine_assets.quality.assets import train_run_config
     from wine_assets.readings.simulator import seed_store, tick
     from wine_assets.readings.store import open_store

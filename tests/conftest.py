@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import requests
 from platform_core import settings
 from platform_core.storage import PlatformStorage
 from tests.pg_server import PostgresServer
+from tests.polling import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,16 +32,9 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout_s: float = 30.0) -> None:
-    """Poll ``url`` until it answers (any status) or fail with the last error."""
-    deadline, last = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException as exc:
-            last = exc
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout_s}s: {last}")
+    """Poll ``url`` until it answers (any status: the server is up) or fail with the last
+    error."""
+    wait_for(lambda: requests.get(url, timeout=1).status_code, timeout_s, f"{url} to answer", 0.1)
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import psycopg2
+
+from tests.polling import wait_for
 
 
 def _free_port() -> int:
@@ -80,15 +81,12 @@ class PostgresServer:
 
     def start(self, timeout_s: float = 60.0) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                psycopg2.connect(self.dsn("postgres"), connect_timeout=2).close()
-                return
-            except psycopg2.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+
+        def accepts() -> bool:
+            psycopg2.connect(self.dsn("postgres"), connect_timeout=2).close()
+            return True
+
+        wait_for(accepts, timeout_s, f"PostgreSQL on port {self.port} to accept", every_s=0.2)
 
     def make_durable(self) -> None:
         """Commits reach the disk again (``init`` turns that off for fast tests), as on a

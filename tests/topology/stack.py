@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ import requests
 
 from tests.conftest import REPO_ROOT, free_port, wait_http
 from tests.pg_server import PostgresServer
+from tests.polling import wait_for
 from tests.topology.compose import INTERPOLATION, SERVICES, env_example
 from wine_assets.readings.store import open_store
 
@@ -40,20 +41,6 @@ LOCATIONS = {"beer": "beer_assets.definitions", "wine": "wine_assets.definitions
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 ACTIVE = "('QUEUED', 'NOT_STARTED', 'STARTING', 'STARTED', 'CANCELING')"
 SNAPSHOT_JOB = "barrel_snapshot"
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.5):
-    """Poll until ``predicate()`` is truthy (exceptions count as not yet); its value."""
-    deadline, last = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # a server restarting answers with errors for a while
-            last = exc
-        time.sleep(every_s)
-    raise TimeoutError(f"{what}: not within {timeout_s:g}s (last error: {last!r})")
 
 
 class Service:
@@ -198,9 +185,10 @@ class Topology:
     def wait_run(self, run_id: str, timeout_s: float = 180.0) -> str:
         """The run's final status (polled through the webserver)."""
         return wait_for(
-            lambda: (s := self.run_status(run_id)) in TERMINAL and s,
+            lambda: self.run_status(run_id),
             timeout_s,
             f"run {run_id} to finish",
+            until=lambda status: status in TERMINAL,
         )
 
     def daemon_healthy(self, since: float = 0.0) -> bool:

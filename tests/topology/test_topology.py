@@ -14,13 +14,13 @@ import pytest
 import requests
 
 from beer_assets.ibu.assets import train_run_config as beer_train_config
+from tests.polling import wait_for
 from tests.topology.stack import (
     TERMINAL,
     Topology,
     sensor_runs,
     settled,
     stored_kinds,
-    wait_for,
 )
 from wine_assets.quality.assets import train_run_config as wine_train_config
 from wine_assets.readings.simulator import seed_store, tick

@@ -10,7 +10,8 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.browser import chromium
-from tests.topology.stack import Topology, wait_for
+from tests.polling import wait_for
+from tests.topology.stack import Topology
 
 pytestmark = [pytest.mark.topology, pytest.mark.slow]
 

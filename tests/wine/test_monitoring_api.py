@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import requests
 from platform_core.model_store import ModelStoreResource
 from platform_core.registry import ModelRegistry, Status
 from tests.conftest import free_port, wait_http
+from tests.polling import wait_for
 from tests.wine.conftest import reading
 from tests.wine.wine_service import WINE, copy_storage, predict, running_service
 from wine_assets.features import FEATURES
@@ -178,10 +178,13 @@ def test_a_new_champion_is_served_without_a_restart(champion_storage, tmp_path):
         files = registry.verify(registry.champion())
         v2 = registry.register(files, metrics={}, params={})
         registry.set_status(v2.version, Status.CHAMPION, "test: promoted while serving")
-        deadline = time.monotonic() + 10
-        while predict(url).json()["model_version"] != 2:
-            assert time.monotonic() < deadline, "the new champion was never served"
-            time.sleep(0.05)
+        wait_for(
+            lambda: predict(url).json()["model_version"],
+            10,
+            "the new champion (v2) served",
+            every_s=0.05,
+            until=lambda version: version == 2,
+        )
         versions = set(logged(f"sqlite:///{tmp_path / 'log.db'}")["model_version"])
     assert versions == {1, 2}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ import pytest
 import requests
 
 from tests.pg_server import PostgresServer
+from tests.polling import wait_for
 from tests.wine.wine_service import WINE, running_service
 from wine_assets.features import FEATURES
 from wine_assets.monitoring.prediction_log import (
@@ -69,19 +69,35 @@ def test_requests_fail_while_the_log_database_is_down_and_none_is_answered_unlog
                 results.append((*send(url, i), state))  # list.append is atomic
                 i += 4
 
+        def wait_answered(start: int, when: str) -> None:
+            """Until 50 of the requests from ``start`` on were answered (200)."""
+            wait_for(
+                lambda: sum(s == 200 for s, _, _, _ in results[start:]),
+                60,
+                f"50 answers {when}",
+                every_s=0.02,
+                until=lambda answered: answered >= 50,
+            )
+
         with running_service(champion_storage, dsn) as url:
             state = "up"
             threads = [threading.Thread(target=client, args=(w,)) for w in range(4)]
             for t in threads:
                 t.start()
-            _wait_for(lambda: sum(s == 200 for s, _, _, _ in results) >= 50)
+            wait_answered(0, "before the outage")
             server.stop("fast")  # mid-traffic: open transactions are cut off
             state = "down"
             down_from = len(results)
-            _wait_for(lambda: len(results) >= down_from + 20)
+            wait_for(
+                lambda: len(results) - down_from,
+                60,
+                "20 requests during the outage",
+                every_s=0.02,
+                until=lambda sent: sent >= 20,
+            )
             state = "restarting"
             server.start()
-            _wait_for(lambda: sum(s == 200 for s, _, _, _ in results[down_from + 20 :]) >= 50)
+            wait_answered(down_from + 20, "after the restart")
             stop.set()
             for t in threads:
                 t.join(timeout=60)
@@ -93,13 +109,6 @@ def test_requests_fail_while_the_log_database_is_down_and_none_is_answered_unlog
         assert logged_counts(dsn) == Counter(answered)  # answered ⇔ logged, row for row
     finally:
         server.cleanup()
-
-
-def _wait_for(condition, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def _row(request_id: str, item: int, at: datetime, **changes: float) -> LoggedPrediction:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.polling import wait_for
 from wine_assets.features import FEATURES, read_uci
 from wine_assets.readings import simulator
 from wine_assets.readings.schema import PHYSICAL_BOUNDS
@@ -225,10 +225,14 @@ def test_cli_stops_cleanly_on_sigterm(sqlite_url: str, data_dir: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     with open_store(sqlite_url) as store:
-        deadline = time.monotonic() + 30
-        while store.max_seq() < 15:  # at least two ticks done
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(
+            store.max_seq,
+            30,
+            "two simulator ticks (seq 15)",
+            every_s=0.05,
+            until=lambda seq: seq >= 15 or proc.poll() is not None,
+        )
+        assert proc.poll() is None, proc.communicate()[1]
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)
         assert proc.returncode == 0, err

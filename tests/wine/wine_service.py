@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import requests
 from platform_core.model_store import ModelStoreResource
 from platform_core.storage import PlatformStorage
 from tests.conftest import free_port
+from tests.polling import wait_for
 from wine_assets.monitoring.page import EXAMPLE
 from wine_assets.monitoring.prediction_log import PredictionLogResource
 from wine_assets.readings.resource import ReadingsStoreResource
@@ -51,11 +51,14 @@ def running_service(
     )
     thread = threading.Thread(target=server.run, name="wine-api", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the prediction service did not start")
-        time.sleep(0.02)
+    wait_for(
+        lambda: server.started or not thread.is_alive(),
+        30,
+        "the prediction service to start",
+        every_s=0.02,
+    )
+    if not server.started:
+        raise RuntimeError("the prediction service stopped before it started (see the log)")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
