@@ -15,7 +15,8 @@ fresh process on the same files and fresh storage:
 ``rows_per_s`` / ``bare_rows_per_s`` is the ratio (goal ≥ 0.7 at 10 000 × 90);
 ``peak_rss_mb`` is the Dagster process's peak resident memory (goal ≤ 4000).
 ``dagster_bookkeeping_s`` is the same range run with four no-op assets on the same kind of
-instance (SQLite, the local default): the per-partition event cost no asset code can avoid.
+instance (the project's dagster.yaml storage, the local default): the per-partition event cost
+no asset code can avoid.
 Workers run with Dagster's opt-ins as the Makefile and docker compose set them (unless set):
 DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 and DAGSTER_EVENT_BATCH_SIZE=100 (the latter
 changes PostgreSQL only: a batch of materializations in one insert).
@@ -58,14 +59,25 @@ def timed_cpu(func, *args, **kwargs):
 
 
 def bench_instance(root: Path):
-    """The worker's Dagster instance: SQLite under ``root`` (the local default) or, when the
-    main process set INSTANCE_PG_VAR, PostgreSQL configured as docker/dagster.yaml does."""
+    """The worker's Dagster instance: the storage of the project's dagster.yaml (what
+    ``dagster dev`` uses) under ``root``, or, when the main process set INSTANCE_PG_VAR,
+    PostgreSQL configured as docker/dagster.yaml does."""
     import dagster as dg
+    import yaml
 
-    (root / "home").mkdir()
+    home = root / "home"
+    home.mkdir()
     pg = os.environ.get(INSTANCE_PG_VAR)
-    overrides = {"storage": {"postgres": {"postgres_db": json.loads(pg)}}} if pg else None
-    return dg.instance_for_test(temp_dir=str(root / "home"), overrides=overrides)
+    if pg:
+        storage = {"postgres": {"postgres_db": json.loads(pg)}}
+    else:
+        storage = yaml.safe_load((REPO / "dagster.yaml").read_text())["storage"]
+        (kind,) = storage
+        if kind == "custom":
+            storage[kind]["config"]["base_dir"] = str(home)
+        else:
+            storage[kind]["base_dir"] = str(home)
+    return dg.instance_for_test(temp_dir=str(home), overrides={"storage": storage})
 
 
 def peak_rss_mb() -> float:
