@@ -38,10 +38,9 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         kinds = {e.dagster_event_type for e in events}
-        if len(events) < 2 or kinds != {DagsterEventType.ASSET_MATERIALIZATION}:
+        runs = {e.run_id for e in events}
+        if kinds != {DagsterEventType.ASSET_MATERIALIZATION} or len(runs) != 1:
             return super().store_event_batch(events)  # one by one, as Dagster does
-        if len({e.run_id for e in events}) != 1:
-            return super().store_event_batch(events)
         insert = self.prepare_insert_event_batch(events)
         # The run's own file first, in one transaction: if it fails nothing is written and
         # Dagster falls back to storing the events one by one.

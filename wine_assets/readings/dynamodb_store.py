@@ -180,28 +180,26 @@ class DynamoDbReadingsStore(ReadingsStore):
             self.history_table, attributes=_HISTORY_ATTRIBUTES, key="shard", range_key="seq",
             gsi=[_DAY_INDEX],
         )  # fmt: skip
-        for name in (self.table, self.sequence_table, self.history_table):
-            self._wait_active(name)
-        indexes = self._client.describe_table(TableName=self.table)["Table"].get(
-            "GlobalSecondaryIndexes", []
-        )
-        if GSI_NAME not in {i["IndexName"] for i in indexes}:
+        tables = {
+            name: self._wait_active(name)
+            for name in (self.table, self.sequence_table, self.history_table)
+        }
+        if GSI_NAME not in _index_names(tables[self.table]):
             # A table made by another system (e.g. the old string-valued one): refuse rather
             # than silently Scan; migrating it is a deliberate step.
             raise RuntimeError(
                 f"DynamoDB table {self.table!r} exists without the {GSI_NAME!r} index "
                 "(shard HASH, seq RANGE); migrate it or use another table name"
             )
-        self._add_day_index()
+        if DAY_GSI_NAME not in _index_names(tables[self.history_table]):
+            self._add_day_index()
         if not self._days_complete():
             self.backfill_history_days(after=0)
 
     def _add_day_index(self) -> None:
-        """Add the by_day index to a history table made before it (idempotent): UpdateTable,
-        then wait while DynamoDB builds it. Another process adding it at the same moment makes
-        our request fail; that is fine once the index is there."""
-        if self._has_day_index():
-            return
+        """Add the by_day index to a history table made before it: UpdateTable, then wait
+        while DynamoDB builds it. Another process adding it at the same moment makes our
+        request fail; that is fine once the index is there."""
         try:
             self._client.update_table(
                 TableName=self.history_table,
@@ -217,10 +215,8 @@ class DynamoDbReadingsStore(ReadingsStore):
         self._wait_active(self.history_table, timeout_s=INDEX_BUILD_TIMEOUT_S)
 
     def _has_day_index(self) -> bool:
-        indexes = self._client.describe_table(TableName=self.history_table)["Table"].get(
-            "GlobalSecondaryIndexes", []
-        )
-        return DAY_GSI_NAME in {i["IndexName"] for i in indexes}
+        table = self._client.describe_table(TableName=self.history_table)["Table"]
+        return DAY_GSI_NAME in _index_names(table)
 
     def _days_complete(self) -> bool:
         """Whether every history item has ``day`` (the backfill marker exists), so the by_day
@@ -319,8 +315,9 @@ class DynamoDbReadingsStore(ReadingsStore):
             if exc.response["Error"]["Code"] != "ResourceInUseException":
                 raise
 
-    def _wait_active(self, name: str, timeout_s: float = 300.0) -> None:
-        """Until the table and all its GSIs are ACTIVE (a new GSI backfills after the table)."""
+    def _wait_active(self, name: str, timeout_s: float = 300.0) -> dict[str, Any]:
+        """Until the table and all its GSIs are ACTIVE (a new GSI backfills after the table);
+        the table's description then."""
         deadline = time.monotonic() + timeout_s
         while True:
             desc = self._client.describe_table(TableName=name)["Table"]
@@ -328,7 +325,7 @@ class DynamoDbReadingsStore(ReadingsStore):
                 i["IndexStatus"] for i in desc.get("GlobalSecondaryIndexes", [])
             ]
             if all(s == "ACTIVE" for s in statuses):
-                return
+                return desc
             if time.monotonic() > deadline:
                 raise TimeoutError(f"DynamoDB table {name!r} not ACTIVE after {timeout_s}s")
             time.sleep(1.0)
@@ -682,6 +679,11 @@ class DynamoDbReadingsStore(ReadingsStore):
             ConsistentRead=True,
         )
         return [_temperature_row(item) for items in pages for item in items]
+
+
+def _index_names(table: Mapping[str, Any]) -> set[str]:
+    """The GSI names in a DescribeTable ``Table``."""
+    return {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
 
 
 def _temperature_row(item: Mapping[str, Any]) -> tuple[str, str, float, int]:

@@ -268,14 +268,17 @@ def validate_prediction_columns(
     reading_seq: npt.ArrayLike,
     model_version: npt.ArrayLike | int,
     scored_at: npt.ArrayLike | str,
+    first_index: int = 0,
 ) -> PredictionColumns:
     """Check a batch given as columns (``model_version``/``scored_at`` may be one value for
-    all rows); all-or-nothing like readings: one error names every bad row and field."""
+    all rows); all-or-nothing like readings: one error names every bad row and field (rows
+    counted from ``first_index``: a part of a larger batch names rows in the whole batch)."""
     columns, errors = _prediction_column_errors(
         barrel_id, predicted_quality, reading_seq, model_version, scored_at
     )
     if errors:
-        raise InvalidReadingError(errors, "invalid predictions, nothing written")
+        shifted = [error | {"index": error["index"] + first_index} for error in errors]
+        raise InvalidReadingError(shifted, "invalid predictions, nothing written")
     return columns
 
 
@@ -334,12 +337,14 @@ class PredictionBatch:
     ) -> None:
         """Check one part (errors name the row's index in the whole batch) and write it."""
         with self._lock:
-            columns, errors = _prediction_column_errors(
-                barrel_id, predicted_quality, reading_seq, self.model_version, self.scored_at
+            columns = validate_prediction_columns(
+                barrel_id,
+                predicted_quality,
+                reading_seq,
+                self.model_version,
+                self.scored_at,
+                first_index=self.rows,
             )
-            if errors:
-                shifted = [error | {"index": error["index"] + self.rows} for error in errors]
-                raise InvalidReadingError(shifted, "invalid predictions, nothing written")
             self._write(columns)
             self.rows += len(columns)
 
