@@ -167,7 +167,8 @@ def test_production_instance_config_is_valid(monkeypatch):
     config, _ = dagster_instance_config(str(DOCKER))
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
-    assert {"key": "platform/trigger", "value": "sensor", "limit": 1} in limits
+    assert {"key": "platform/lane", "value": "scoring", "limit": 1} in limits
+    assert {"key": "platform/lane", "value": "background", "limit": 1} in limits
     assert config["run_monitoring"]["enabled"] is True
     assert config["run_retries"]["max_retries"] == 1
     assert config["compute_logs"]["class"] == "S3ComputeLogManager"

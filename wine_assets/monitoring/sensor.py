@@ -14,12 +14,13 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from platform_core.model_store import ModelStoreResource
+from platform_core.run_tags import BACKGROUND, run_tags
 from wine_assets.monitoring.assets import drift_partitions
 from wine_assets.monitoring.prediction_log import PredictionLogResource
 from wine_assets.monitoring.resources import DriftSensorSettings
 from wine_assets.quality.snapshot import MODEL_NAME
 
-SENSOR_TAGS = {"platform/trigger": "sensor"}
+SENSOR_TAGS = run_tags("sensor", BACKGROUND)
 
 
 def build_drift_sensor(job) -> dg.SensorDefinition:

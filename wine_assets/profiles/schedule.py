@@ -11,9 +11,10 @@ from datetime import UTC, timedelta
 
 import dagster as dg
 
+from platform_core.run_tags import BACKGROUND, run_tags
 from wine_assets.profiles.resources import SensorProfilesSettings
 
-SCHEDULE_TAGS = {"platform/trigger": "schedule"}
+SCHEDULE_TAGS = run_tags("schedule", BACKGROUND)
 
 
 def build_readings_schedule(job) -> dg.ScheduleDefinition:

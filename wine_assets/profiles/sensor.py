@@ -17,12 +17,13 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from platform_core.run_tags import BACKGROUND, run_tags
 from platform_core.storage import PlatformStorage
 from wine_assets.profiles.drop import DropFileError, file_days, list_drop_files
 from wine_assets.profiles.partitions import daily_partitions
 from wine_assets.profiles.resources import SensorProfilesSettings
 
-SENSOR_TAGS = {"platform/trigger": "sensor"}
+SENSOR_TAGS = run_tags("sensor", BACKGROUND)
 
 
 def contiguous_ranges(days: list[str], all_keys: list[str]) -> list[tuple[str, str]]:

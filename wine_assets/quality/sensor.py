@@ -10,10 +10,11 @@ run key, e.g. after a daemon restart that replays the tick).
 import dagster as dg
 
 from platform_core.model_store import ModelStoreResource
+from platform_core.run_tags import SCORING, run_tags
 from wine_assets.quality.snapshot import MODEL_NAME, snapshot_key, snapshot_partitions
 from wine_assets.readings.resource import ReadingsStoreResource
 
-SENSOR_TAGS = {"platform/trigger": "sensor"}
+SENSOR_TAGS = run_tags("sensor", SCORING)
 
 
 def build_readings_sensor(job) -> dg.SensorDefinition:
