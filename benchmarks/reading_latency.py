@@ -4,7 +4,8 @@ Starts ``dagster dev`` (webserver + daemon, embedded defaults in a temporary hom
 trained champion and ``--barrels`` seeded barrels, waits until the seeds are scored
 (``startup_s``), runs the simulator for ``--duration`` seconds, then reads every prediction
 partition back and writes ``p50_s``/``p95_s`` (simulator write -> prediction in the store),
-``missed`` (changes never scored) and ``double_scored``.
+``missed`` (changes never scored) and ``double_scored``, and where the time goes (p50/p95 of
+``detect``: write -> run created, ``queue_start``: created -> started, ``run``: -> scored).
 Goal: p95_s <= 10, missed = 0, double_scored = 0.
 
     python benchmarks/reading_latency.py --json FILE [--barrels 100 --interval 10 --duration 180]
@@ -105,6 +106,7 @@ def measure(barrels: int, interval: float, duration: float, drain: float) -> dic
                 os.killpg(dev.pid, signal.SIGKILL)
                 dev.wait()
             dev_log.close()
+        runs = _snapshot_runs(home)
         storage = PlatformStorage.local(f"{tmp}/storage")
         keys = storage.list_keys("tables/barrel_quality_predictions")
         preds = (
@@ -127,6 +129,7 @@ def measure(barrels: int, interval: float, duration: float, drain: float) -> dic
         - pd.to_datetime(joined["reading_updated_at"], utc=True)
     ).dt.total_seconds()
     missed = int(lat.isna().sum())
+    stages = _stages(joined, runs)
     return {
         "barrels": barrels,
         "startup_s": round(startup_s, 1),
@@ -140,8 +143,59 @@ def measure(barrels: int, interval: float, duration: float, drain: float) -> dic
         "p50_s": round(float(lat.quantile(0.5)), 3) if lat.notna().any() else None,
         "p95_s": round(float(lat.quantile(0.95)), 3) if lat.notna().any() else None,
         "max_s": round(float(lat.max()), 3) if lat.notna().any() else None,
+        **stages,
         "goal": "p95_s <= 10, missed == 0, double_scored == 0",
     }
+
+
+def _snapshot_runs(home: Path) -> pd.DataFrame:
+    """Each snapshot run's partition, creation (sensor tick) and start (worker up) times."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)  # the instance's storage reads it (dagster.yaml)
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records(dg.RunsFilter(job_name="barrel_snapshot"))
+    return pd.DataFrame(
+        [
+            {
+                "partition": r.dagster_run.tags.get("dagster/partition"),
+                "created": r.create_timestamp.timestamp(),
+                "started": r.start_time,
+            }
+            for r in records
+        ],
+        columns=["partition", "created", "started"],
+    )
+
+
+def _stages(joined: pd.DataFrame, runs: pd.DataFrame) -> dict:
+    """p50/p95 of the three stages of a change's latency, each change in the first run whose
+    snapshot covers it: written -> run created (sensor saw it; Dagster's sensor loop ticks
+    every 5 s), created -> run started (queue, worker start-up), started -> scored.
+    """
+    if runs.empty or joined["scored_at"].isna().all():
+        return {}
+    runs = runs.assign(seq=runs["partition"].str.removeprefix("seq-").astype(int))
+    runs = runs.sort_values("seq")
+    scored = joined.dropna(subset=["scored_at"]).sort_values("reading_seq")
+    covered = pd.merge_asof(
+        scored.astype({"reading_seq": "int64"}),
+        runs.astype({"seq": "int64"}),
+        left_on="reading_seq",
+        right_on="seq",
+        direction="forward",
+    )
+    written = pd.to_datetime(covered["reading_updated_at"], utc=True).map(pd.Timestamp.timestamp)
+    done = pd.to_datetime(covered["scored_at"], utc=True).map(pd.Timestamp.timestamp)
+    out = {}
+    for name, seconds in {
+        "detect": covered["created"] - written,
+        "queue_start": covered["started"] - covered["created"],
+        "run": done - covered["started"],
+    }.items():
+        out[f"{name}_p50_s"] = round(float(seconds.quantile(0.5)), 3)
+        out[f"{name}_p95_s"] = round(float(seconds.quantile(0.95)), 3)
+    return out
 
 
 def _wait_scored(url: str, barrels: int, timeout: float) -> float:
