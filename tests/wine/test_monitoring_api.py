@@ -157,6 +157,26 @@ def test_barrel_quality_scores_the_current_reading(service, readings_url):
     assert rows.loc[rows["request_id"] == body["request_id"], "alcohol"].tolist() == [13.0]
 
 
+def test_the_readings_store_is_opened_once_for_the_service_life(
+    champion_storage, readings_url, tmp_path, monkeypatch
+):
+    """Barrel lookups share the store opened at start-up (not a connection per request)."""
+    import wine_assets.monitoring.api as api
+
+    opened: list[str] = []
+
+    def counting_open_store(url: str):
+        opened.append(url)
+        return open_store(url)
+
+    monkeypatch.setattr(api, "open_store", counting_open_store)
+    with running_service(champion_storage, f"sqlite:///{tmp_path / 'log.db'}", readings_url) as url:
+        for _ in range(3):
+            response = requests.get(f"{url}/barrels/barrel-0007/quality", timeout=10)
+            assert response.status_code == 200, response.text
+    assert opened == [readings_url]
+
+
 def test_health_and_openapi_schema(service):
     url, _ = service
     health = requests.get(f"{url}/health", timeout=10).json()
