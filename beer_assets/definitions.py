@@ -13,6 +13,7 @@ from beer_assets.ingest.checks import ingest_checks
 from beer_assets.punkapi.resource import PunkApiResource
 from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
+from platform_core.run_tags import BACKGROUND, lane_tags, run_tags
 from platform_core.settings import default_punk_api_url, int_setting, setting
 
 ingest_selection = dg.AssetSelection.assets(punkapi_raw_beers, validated_beers)
@@ -24,16 +25,20 @@ punkapi_poll_job = dg.define_asset_job(
     selection=ingest_selection | dg.AssetSelection.assets(ibu_predictions),
     config={"ops": {"punkapi_raw_beers": {"config": {"mode": "random", "count": 1}}}},
     description="Land one random beer, refresh the cleaned table and predictions.",
+    tags=lane_tags(BACKGROUND),
 )
 punkapi_crawl_job = dg.define_asset_job(
     "punkapi_full_crawl",
     selection=dg.AssetSelection.groups("beer_ingest", "beer_ibu"),
     description="Crawl every page, clean, retrain, promote and predict.",
+    # One crawl at a time (the background lane): two would register the same model version.
+    tags=lane_tags(BACKGROUND),
 )
 punkapi_poll_schedule = dg.ScheduleDefinition(
     job=punkapi_poll_job,
     cron_schedule="*/5 * * * *",
     default_status=dg.DefaultScheduleStatus.STOPPED,
+    tags=run_tags("schedule", BACKGROUND),
 )
 
 defs = dg.Definitions(

@@ -4,6 +4,7 @@ import dagster as dg
 
 from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
+from platform_core.run_tags import SCORING, lane_tags
 from platform_core.settings import default_readings_store_url, setting
 from wine_assets.monitoring import definitions as monitoring
 from wine_assets.profiles import definitions as profiles
@@ -23,6 +24,7 @@ snapshot_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(wine_sensor_snapshot, barrel_quality_predictions),
     partitions_def=snapshot_partitions,
     description="Snapshot every barrel and score the ones that changed (sensor-triggered).",
+    tags=lane_tags(SCORING),
 )
 retrain_job = dg.define_asset_job(
     "wine_retrain",

@@ -6,6 +6,7 @@ from there. ``monitoring_resources()`` are the resources this part adds.
 
 import dagster as dg
 
+from platform_core.run_tags import BACKGROUND, lane_tags
 from wine_assets.monitoring.assets import wine_drift_report
 from wine_assets.monitoring.checks import drift_checks
 from wine_assets.monitoring.resources import drift_sensor_settings, prediction_log_resource
@@ -16,6 +17,7 @@ drift_job = dg.define_asset_job(
     "wine_drift_report_job",
     selection=dg.AssetSelection.assets(wine_drift_report),
     description="Compare one hour of logged predictions with the training data (Eurybia).",
+    tags=lane_tags(BACKGROUND),
 )
 
 

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from platform_core.model_store import approval_job
+from platform_core.run_tags import BACKGROUND, lane_tags
 from wine_assets.profiles.assets import profile_assets
 from wine_assets.profiles.model import MODEL_NAME
 from wine_assets.profiles.resources import profiles_settings
@@ -15,6 +16,7 @@ profiles_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*profile_assets),
     description="Temperatures → daily features → profile model → assignments for a day or a "
     "range of days (one run per range).",
+    tags=lane_tags(BACKGROUND),
 )
 
 defs = dg.Definitions(
