@@ -62,8 +62,3 @@ def init_dagster_home(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
     return home
-
-
-def is_production() -> bool:
-    """``PLATFORM_ENV=production`` switches resources to PostgreSQL/S3/DynamoDB backends."""
-    return os.environ.get("PLATFORM_ENV", "local").lower() in {"prod", "production"}

@@ -13,7 +13,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 import re
 import signal
@@ -57,7 +56,11 @@ _BEERS_PARAMS = ("page", "per_page", "ids", "beer_name", *_NUMBER_PARAMS)
 
 def default_dump_path() -> Path:
     """``$PLATFORM_DATA_DIR/punkapi/beers.json``, falling back to the repo's ``data/`` folder."""
-    return Path(os.environ.get("PLATFORM_DATA_DIR", "data")) / "punkapi" / "beers.json"
+    # The platform's one rule for the data folder; imported here (it loads Dagster) so that a
+    # server given --dump starts on the standard library alone.
+    from platform_core.settings import data_dir
+
+    return data_dir() / "punkapi" / "beers.json"
 
 
 # --------------------------------------------------------------------------- fault injection
