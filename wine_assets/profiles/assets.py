@@ -5,6 +5,7 @@ keeps one parquet file per day. Every stage reports rows, columns, memory (the f
 process's peak) and, for the model and the assignments, the cluster distribution as a plot.
 """
 
+import logging
 import resource
 from datetime import UTC, date, datetime
 
@@ -19,7 +20,7 @@ from platform_core.registry import ModelVersion, Status
 from platform_core.storage import PlatformStorage
 from platform_core.tables import table_metadata
 from wine_assets.profiles import cluster_predictions
-from wine_assets.profiles.drop import list_drop_files, read_drop_file
+from wine_assets.profiles.drop import DropFileError, list_drop_files, read_drop_file
 from wine_assets.profiles.features import (
     DESCRIPTIONS,
     MODEL_FEATURES,
@@ -109,31 +110,66 @@ def split_by_day(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
+#: A rejected file's reason is cut to this many characters in metadata (a reader's message can
+#: be long, and the list is copied onto every day's event); the run's log has it whole.
+REASON_CAP = 200
+
+
 def drop_source(
     settings: SensorProfilesSettings,
     storage: PlatformStorage,
     days: list[str],
     start: datetime,
     end: datetime,
+    log: logging.Logger | dg.DagsterLogManager | None = None,
 ) -> tuple[dict[str, list[pd.DataFrame]], pd.DataFrame, dict]:
     """Each day's rows from the drop files (file by file: no one big concat), an empty frame
-    of their types, and the files used; on S3 through the storage resource's connection."""
+    of their types, and the files used and rejected; on S3 through the storage resource's
+    connection.
+
+    A file that cannot be read (:class:`DropFileError`: unreadable, missing column, a bad
+    timestamp, sensor id or temperature) is rejected whole, never half-used: a warning names
+    the file and the reason, and the metadata counts it (``files_rejected``) and names it
+    (``files_rejected_list``, ``file: reason``, capped). The drop sensor reports such a file
+    once and marks it seen, but it stays in the drop location, so every later run skips it
+    again (and reports it again) instead of failing until someone deletes it.
+
+    The run fails, as before, only when no file gives readings for its days: then the
+    rejected files are named in the failure, as they may be the ones that held them. Days no
+    usable file covers are written empty and flagged (``empty_days``), as before; a
+    location that cannot be listed still fails.
+    """
     files = list_drop_files(settings.drop_location(storage.s3))
     parts: dict[str, list[pd.DataFrame]] = {d: [] for d in days}
-    used, empty = [], None
+    used, rejected, empty = [], [], None
     for f in files:
-        frame = read_drop_file(f, start, end)
+        try:
+            frame = read_drop_file(f, start, end)
+        except DropFileError as exc:
+            reason = str(exc).removeprefix(f"{f.name}: ")
+            if log is not None:
+                log.warning(f"drop file {f.name} rejected, not used: {reason}")
+            rejected.append(f"{f.name}: {reason}")
+            continue
         if len(frame):
             used.append(f.name)
             for day, part in split_by_day(frame).items():
                 parts[day].append(part)
             empty = frame.iloc[0:0]
+    rejects = {
+        "files_rejected": len(rejected),
+        "files_rejected_list": dg.MetadataValue.json(
+            capped([r if len(r) <= REASON_CAP else r[: REASON_CAP - 3] + "..." for r in rejected])
+        ),
+    }
     if empty is None:
+        why = f"; rejected: {capped(rejected)}" if rejected else ""
         raise dg.Failure(
             f"no readings for {days[0]}..{days[-1]} in {settings.drop_dir} "
-            f"({len(files)} files looked at)"
+            f"({len(files)} files looked at, {len(rejected)} rejected){why}",
+            metadata=rejects,
         )
-    return parts, empty, {"files_used": dg.MetadataValue.json(capped(used))}
+    return parts, empty, {"files_used": dg.MetadataValue.json(capped(used))} | rejects
 
 
 def readings_source(
@@ -173,7 +209,9 @@ def sensor_temperatures(
     if source == "readings":
         parts, empty, source_metadata = readings_source(readings_store, days, start, end)
     else:
-        parts, empty, source_metadata = drop_source(sensor_profiles, storage, days, start, end)
+        parts, empty, source_metadata = drop_source(
+            sensor_profiles, storage, days, start, end, context.log
+        )
 
     def one_day(day: str) -> pd.DataFrame:
         chunks = parts.pop(day)  # a day's chunks are released once the day is written
