@@ -36,8 +36,8 @@ def punkapi_raw_beers(
     punk_api: PunkApiResource,
     storage: PlatformStorage,
 ) -> dg.MaterializeResult:
-    client = punk_api.get_client()
-    result = client.crawl() if config.mode == "crawl" else _random_poll(client, config.count)
+    with punk_api.get_client() as client:  # closes the client's HTTP session
+        result = client.crawl() if config.mode == "crawl" else _random_poll(client, config.count)
     landing = land(storage, result, mode=config.mode, run_id=context.run.run_id)
     context.log.info(f"landed {landing.records} records in {landing.folder}")
     return dg.MaterializeResult(

@@ -4,6 +4,8 @@ import warnings
 
 import dagster as dg
 import pandas as pd
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from pydantic import Field
 
 from beer_assets.ingest.quality import hard_violations, id_problems, soft_violations
 
@@ -56,30 +58,90 @@ def values_plausible(beers_clean: pd.DataFrame) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(
-    asset=CLEAN,
-    blocking=True,
-    description="The table never loses rows between materializations (ids are never removed).",
-)
-def row_count_not_falling(
-    context: dg.AssetCheckExecutionContext, beers_clean: pd.DataFrame
-) -> dg.AssetCheckResult:
-    previous = _previous_row_count(context.instance)
-    now = len(beers_clean)
-    return dg.AssetCheckResult(
-        passed=previous is None or now >= previous,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"rows": now, "previous_rows": previous if previous is not None else -1},
+class RowCountConfig(dg.Config):
+    """Run config of ``row_count_not_falling``: how an operator accepts an intended shrink."""
+
+    accepted_row_count: int | None = Field(
+        default=None,
+        ge=0,
+        description="Set to the table's new, smaller row count to accept a deliberate shrink "
+        "in this run only; the check then passes at exactly that count and it becomes the "
+        "baseline for later runs.",
     )
 
 
-def _previous_row_count(instance: dg.DagsterInstance) -> int | None:
-    """Row count of the materialization before the latest one (the latest is this run's)."""
-    records = instance.fetch_materializations(CLEAN, limit=2).records
-    if len(records) < 2:
-        return None
-    value = records[1].asset_materialization.metadata.get("dagster/row_count")
-    return int(value.value) if value is not None else None
+ROW_COUNT_CHECK_DESCRIPTION = (
+    "The table never loses rows unnoticed: its row count is compared with the last row count "
+    "this check accepted (not merely the previous materialization, which is recorded even when "
+    "this check fails, so re-running cannot accept a loss). To accept an intended shrink, run "
+    "with config accepted_row_count set to the new row count."
+)
+
+
+@dg.asset_check(asset=CLEAN, blocking=True, description=ROW_COUNT_CHECK_DESCRIPTION)
+def row_count_not_falling(
+    context: dg.AssetCheckExecutionContext, config: RowCountConfig, beers_clean: pd.DataFrame
+) -> dg.AssetCheckResult:
+    """Fail (ERROR) when the table has fewer rows than the last count this check accepted.
+
+    The baseline is the ``rows`` of the latest earlier *passing* evaluation of this check, so a
+    materialization whose check failed never lowers it: dropping from 100 to 90 rows fails, and
+    so does every re-run at 90. Without any passing evaluation on record the baseline is the
+    largest row count of the earlier materializations. An operator accepts a deliberate shrink
+    by running the check with ``accepted_row_count`` equal to the new count; that passing
+    evaluation is the baseline from then on.
+    """
+    baseline, source = _baseline_row_count(context.instance)
+    now = len(beers_clean)
+    shrunk = baseline is not None and now < baseline
+    accepted = shrunk and now == config.accepted_row_count
+    return dg.AssetCheckResult(
+        passed=not shrunk or accepted,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "rows": now,
+            "previous_rows": baseline if baseline is not None else -1,
+            "baseline_from": source,
+            "accepted_row_count": config.accepted_row_count
+            if config.accepted_row_count is not None
+            else -1,
+        },
+        description=f"{now} rows; baseline {baseline} ({source})"
+        + (" — shrink accepted by config accepted_row_count" if accepted else ""),
+    )
+
+
+#: How far back to look for a passing evaluation / for earlier materializations.
+_HISTORY_LIMIT = 100
+
+
+def _baseline_row_count(instance: dg.DagsterInstance) -> tuple[int | None, str]:
+    """The row count to compare with, and where it came from.
+
+    The latest earlier passing evaluation of this check (its ``rows`` metadata); failing
+    evaluations are skipped, so a loss is never accepted just by re-running. With none on
+    record (e.g. history before the check existed), the largest ``dagster/row_count`` of the
+    materializations before the latest one (the latest is the one being checked).
+    """
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(CLEAN, "row_count_not_falling"),
+        limit=_HISTORY_LIMIT,
+        status={AssetCheckExecutionRecordStatus.SUCCEEDED},
+    )
+    for record in history:
+        evaluation = record.event.asset_check_evaluation if record.event else None
+        rows = evaluation.metadata.get("rows") if evaluation else None
+        if rows is not None and rows.value is not None:
+            return int(rows.value), "last passing check"
+    records = instance.fetch_materializations(CLEAN, limit=_HISTORY_LIMIT).records[1:]
+    counts = [
+        int(value.value)
+        for r in records
+        if (value := r.asset_materialization.metadata.get("dagster/row_count")) is not None
+    ]
+    if counts:
+        return max(counts), "largest earlier materialization"
+    return None, "no earlier materialization"
 
 
 with warnings.catch_warnings():  # a beta API in Dagster 1.13: keep its warning out of logs

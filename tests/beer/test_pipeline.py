@@ -10,6 +10,7 @@ from beer_assets.definitions import defs
 from beer_assets.ibu.assets import MODEL_NAME, train_run_config
 from beer_assets.ingest import checks
 from beer_assets.ingest.landing import RAW_PREFIX
+from beer_assets.punkapi.client import PunkApiClient, PunkApiError
 from beer_assets.punkapi.resource import PunkApiResource
 from beer_assets.punkapi.server import FaultPlan, FaultRule
 from platform_core.model_store import ModelStoreResource
@@ -175,6 +176,94 @@ def test_lost_raw_data_fails_row_count_and_blocks(local_storage, punkapi_server)
         )
     assert "row_count_not_falling" in failed_errors(result)
     assert "ibu_model_candidate" not in materialized(result)
+
+
+INGEST = dg.AssetSelection.assets("punkapi_raw_beers", "beers_clean", "punkapi_quarantine")
+CLEAN_ONLY = dg.AssetSelection.assets("beers_clean", "punkapi_quarantine")
+ROW_COUNT_OP = "beers_clean_row_count_not_falling"
+
+
+def test_row_count_loss_is_not_accepted_by_re_running(local_storage, punkapi_server, data_dir):
+    """325 -> 300 rows fails, and so does every re-run at 300 (a failed run's materialization
+    is recorded, but it is not the baseline); only an explicit accepted_row_count lets it pass.
+    """
+    beers = json.loads((data_dir / "punkapi" / "beers.json").read_text())
+
+    def clean_run(instance, accepted: int | None = None):
+        config = {} if accepted is None else {"accepted_row_count": accepted}
+        result = dg.materialize(
+            [*ALL_ASSETS, *ALL_CHECKS],
+            selection=CLEAN_ONLY,
+            resources=resources(local_storage, punkapi_server.url),
+            instance=instance,
+            run_config={"ops": {ROW_COUNT_OP: {"config": config}}},
+            raise_on_error=False,
+        )
+        return result, check_results(result)["row_count_not_falling"]
+
+    with dg.instance_for_test() as instance:
+        first = run_graph(local_storage, punkapi_server.url, instance, selection=INGEST)
+        assert check_results(first)["row_count_not_falling"].passed
+        assert len(local_storage.read_parquet("tables/beers_clean.parquet")) == 325
+        # the landing is lost and replaced by one holding only 300 of the beers
+        for key in local_storage.list_keys(RAW_PREFIX):
+            local_storage.delete(key)
+        landing = f"{RAW_PREFIX}/ingest_date=2024-01-01/ingested_at=20240101T000000000000Z-crawl"
+        local_storage.write_bytes(f"{landing}/page-0001.json", json.dumps(beers[:300]).encode())
+
+        for attempt in range(2):  # the drop, then a re-run of the same 300 rows
+            result, check = clean_run(instance)
+            assert "beers_clean" in materialized(result), attempt  # recorded all the same
+            assert not check.passed, attempt
+            assert check.severity == dg.AssetCheckSeverity.ERROR
+            assert check.metadata["rows"].value == 300
+            assert check.metadata["previous_rows"].value == 325
+
+        # accepting some other count does not accept this shrink
+        _, check = clean_run(instance, accepted=299)
+        assert not check.passed
+        # the operator accepts the intended shrink; it is the baseline from then on
+        _, check = clean_run(instance, accepted=300)
+        assert check.passed
+        _, check = clean_run(instance)
+        assert check.passed and check.metadata["previous_rows"].value == 300
+
+
+def test_row_count_baseline_without_a_passing_check_is_the_largest_earlier_count():
+    """With no passing evaluation on record, the baseline is the most rows any earlier
+    materialization had (the latest, being checked, excluded), not merely the previous one."""
+    with dg.instance_for_test() as instance:
+        assert checks._baseline_row_count(instance)[0] is None
+        for rows in (325, 300, 290):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(checks.CLEAN, metadata={"dagster/row_count": rows})
+            )
+        assert checks._baseline_row_count(instance) == (325, "largest earlier materialization")
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_raw_landing_closes_its_api_client(local_storage, punkapi_server, monkeypatch, fails):
+    """The client (and its HTTP session) is closed after the poll, also when the poll fails."""
+    closed: list[PunkApiClient] = []
+    close = PunkApiClient.close
+    monkeypatch.setattr(PunkApiClient, "close", lambda self: (closed.append(self), close(self)))
+    if fails:
+
+        def broken(self):
+            raise PunkApiError("planted", url=self.base_url)
+
+        monkeypatch.setattr(PunkApiClient, "random", broken)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*ALL_ASSETS, *ALL_CHECKS],
+            selection=dg.AssetSelection.assets("punkapi_raw_beers"),
+            resources=resources(local_storage, punkapi_server.url),
+            instance=instance,
+            run_config={"ops": {"punkapi_raw_beers": {"config": {"mode": "random"}}}},
+            raise_on_error=False,
+        )
+    assert result.success is not fails
+    assert len(closed) == 1
 
 
 def test_same_recipe_same_data_is_refused_and_champion_keeps_serving(local_storage, punkapi_server):
