@@ -9,8 +9,10 @@ file (~15 ms an event: 5-8 s of bookkeeping for a 90-day, four-asset profile bac
 ``BatchedSqliteStorage`` is Dagster's SQLite storage (same files and layout under
 ``base_dir``, so an existing ``.dagster_home`` keeps working) whose event log writes such a
 batch as Dagster's PostgreSQL event log does: one insert into the run's file, then one index
-transaction (events, their tags, the asset's latest-event row). Anything else goes through
-Dagster's own code unchanged. Configured in ``dagster.yaml`` as ``storage: custom:``.
+transaction (events, their tags, the asset's latest-event row). If the index step fails, the
+batch's rows are deleted from the run's file before the error reaches Dagster, which then stores
+the events one by one, each once. Anything else goes through Dagster's own code unchanged.
+Configured in ``dagster.yaml`` as ``storage: custom:``.
 """
 
 from collections.abc import Mapping, Sequence
@@ -18,6 +20,7 @@ from typing import Any
 
 from dagster import DagsterEventType
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
@@ -41,23 +44,32 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         runs = {e.run_id for e in events}
         if kinds != {DagsterEventType.ASSET_MATERIALIZATION} or len(runs) != 1:
             return super().store_event_batch(events)  # one by one, as Dagster does
-        insert = self.prepare_insert_event_batch(events)
-        # The run's own file first, in one transaction: if it fails nothing is written and
-        # Dagster falls back to storing the events one by one.
-        with self.run_connection(events[0].run_id) as conn:
-            conn.execute(insert)
-        # Then the cross-run index, also all or nothing.
-        with self.index_transaction() as conn:
-            ids = [
-                int(conn.execute(self.prepare_insert_event(e)).inserted_primary_key[0])
-                for e in events
-            ]
-            self._store_asset_event_tags(conn, events, ids)
-            # Per asset, the latest-event row ends as the last event's (what N single writes
-            # would leave).
-            last = {e.dagster_event.asset_key: (e, i) for e, i in zip(events, ids, strict=True)}
-            for event, event_id in last.values():
-                self._store_asset_event(conn, event, event_id)
+        run_id = events[0].run_id
+        # Dagster's fallback stores each event in the run's file and the index, so the batch
+        # must leave neither file written if it fails. The run's file first, in one transaction
+        # (all or nothing), noting the ids its insert produced.
+        insert = self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
+        with self.run_connection(run_id) as conn:
+            run_ids = [row.id for row in conn.execute(insert)]
+        # Then the cross-run index, also in one transaction. If it fails, take the batch back out
+        # of the run's file before re-raising, else the fallback would store it there twice.
+        try:
+            with self.index_transaction() as conn:
+                ids = [
+                    int(conn.execute(self.prepare_insert_event(e)).inserted_primary_key[0])
+                    for e in events
+                ]
+                self._store_asset_event_tags(conn, events, ids)
+                # Per asset, the latest-event row ends as the last event's (what N single
+                # writes would leave).
+                last = {e.dagster_event.asset_key: (e, i) for e, i in zip(events, ids, strict=True)}
+                for event, event_id in last.values():
+                    self._store_asset_event(conn, event, event_id)
+        except Exception:
+            table = SqlEventLogStorageTable
+            with self.run_connection(run_id) as conn:
+                conn.execute(table.delete().where(table.c.id.in_(run_ids)))
+            raise
 
 
 class BatchedSqliteStorage(DagsterSqliteStorage):

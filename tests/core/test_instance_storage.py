@@ -1,6 +1,7 @@
 """The local instance's storage: Dagster's SQLite storage whose event log writes a batch of
 materializations at once must leave exactly what Dagster's own SQLite storage leaves."""
 
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -109,3 +110,59 @@ def test_a_home_made_by_dagsters_sqlite_storage_keeps_its_history(tmp_path):
         assert len(instance.fetch_materializations(daily_a.key, limit=100).records) == 7
         dg.materialize([daily_a], instance=instance, partition_key="2024-01-03")
         assert len(instance.fetch_materializations(daily_a.key, limit=100).records) == 8
+
+
+#: Where the index step of the first batch fails: on opening it ("database is locked" on
+#: index.db), or inside its transaction after the events went in.
+@pytest.mark.parametrize("step", ["index_transaction", "_store_asset_event_tags"])
+def test_a_batch_whose_index_step_fails_is_stored_once_by_dagsters_fallback(
+    tmp_path, monkeypatch, step
+):
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "100")
+    failed, single = [], Counter()
+    store_event_batch = BatchedSqliteEventLogStorage.store_event_batch
+    store_event = BatchedSqliteEventLogStorage.store_event
+
+    def broken(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    def failing_once(self, events):
+        kinds = {e.dagster_event_type for e in events}
+        if failed or kinds != {dg.DagsterEventType.ASSET_MATERIALIZATION}:
+            return store_event_batch(self, events)
+        failed.append(len(events))
+        setattr(self, step, broken)  # for the first batch of materializations only
+        try:
+            return store_event_batch(self, events)
+        finally:
+            delattr(self, step)
+
+    def counted(self, event):
+        single[event.dagster_event_type] += 1
+        return store_event(self, event)
+
+    monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event_batch", failing_once)
+    monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event", counted)
+    seen = []
+    for batched in (False, True):
+        with instance_at(tmp_path / str(batched), batched) as instance:
+            result = dg.materialize([daily_a, daily_b], instance=instance, tags=RANGE)
+            assert result.success
+            seen.append(what_is_stored(instance, result.run_id))
+            if batched:
+                stored = Counter(
+                    (e.dagster_event.asset_key.to_user_string(), e.dagster_event.partition)
+                    for e in instance.all_logs(
+                        result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+                    )
+                )
+    plain, mine = seen
+    # The first batch of materializations (daily_a's 7) failed; Dagster's fallback stored them
+    # one by one.
+    assert failed == [7]
+    assert single[dg.DagsterEventType.ASSET_MATERIALIZATION] == 7
+    # Each materialization once in the run's events and in the index, as with Dagster's storage.
+    days = [f"2024-01-0{d}" for d in range(1, 8)]
+    assert stored == Counter((a, day) for a in ("daily_a", "daily_b") for day in days)
+    assert mine == plain
+    assert plain["run_events"][dg.DagsterEventType.ASSET_MATERIALIZATION] == 14
