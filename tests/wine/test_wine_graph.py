@@ -5,6 +5,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -142,21 +143,41 @@ def _scored(result) -> list[tuple[str, int]]:
     return list(zip(storage_frame["barrel_id"], storage_frame["reading_seq"], strict=True))
 
 
-def test_corrupted_snapshot_fails_the_range_check_and_blocks_scoring(trained, barrels):
+def test_corrupted_readings_fail_the_range_check_and_are_quarantined(trained, barrels):
+    """Three barrels corrupted (system B's batch): the ERROR check names them, their readings
+    are kept in the snapshot with a reason and not scored; every other reading is scored."""
     storage, _ = trained
     with open_store(barrels) as store:
-        tick(store, np.random.default_rng(4), mode="corrupted", barrels_per_tick=3)
-        before = {p.barrel_id: p.reading_seq for p in store.predictions()}
+        corrupted_seqs = tick(store, np.random.default_rng(4), mode="corrupted", barrels_per_tick=3)
+        corrupted = {
+            (r.barrel_id, r.seq)
+            for r in store.history(0, store.max_seq())
+            if r.seq in corrupted_seqs
+        }
+        # A normal reading written after them, for a barrel that was not corrupted.
+        healthy = next(r for r in store.all() if r.seq not in corrupted_seqs)
+        (healthy_seq,) = store.put([replace(healthy, seq=None, updated_at=None)])
+        written = {(r.barrel_id, r.seq) for r in store.history(0, store.max_seq())}
     with dg.instance_for_test() as instance:
         key = snapshot_key(store_max_seq(barrels))
         result = run_snapshot(instance, key, storage, barrels, raise_on_error=False)
+    assert result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert not checks["within_training_ranges"].passed
-    assert checks["within_training_ranges"].severity == dg.AssetCheckSeverity.ERROR
+    ranges = checks["within_training_ranges"]
+    assert not ranges.passed and ranges.severity == dg.AssetCheckSeverity.ERROR
+    assert ranges.metadata["barrels_out_of_range"].value == 3
     assert checks["no_missing_values"].passed
-    assert not result.asset_materializations_for_node("barrel_quality_predictions")
+    assert set(_scored(result)) == written - corrupted  # the rest, superseded seeds included
+    snap = storage.read_parquet(f"tables/wine_sensor_snapshot/{key}.parquet")
+    held = snap[snap["quarantine_reason"].notna()]
+    assert set(zip(held["barrel_id"], held["seq"], strict=True)) == corrupted
+    assert held["quarantine_reason"].str.contains("alcohol 20 outside").all()
+    mats = result.asset_materializations_for_node("barrel_quality_predictions")
+    assert mats[0].metadata["quarantined"].value == 3
     with open_store(barrels) as store:
-        assert {p.barrel_id: p.reading_seq for p in store.predictions()} == before
+        stored = {p.barrel_id: p.reading_seq for p in store.predictions()}
+    assert stored[healthy.barrel_id] == healthy_seq
+    assert not set(stored.items()) & corrupted  # a corrupted reading's score never stored
 
 
 def test_normal_snapshot_passes_every_check(trained, barrels):

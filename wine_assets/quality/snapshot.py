@@ -11,6 +11,11 @@ Seqs are handed out without holes, so a window's history should hold every seq i
 DynamoDB a seq is reserved before its reading is written (and the seq index is eventually
 consistent), so a reading can become visible a moment after a higher one: the snapshot re-reads
 for a short while and the ``window_complete`` check names any seq still not visible.
+
+A reading with a missing value or a value outside the training ranges is quarantined, not
+scored: the snapshot keeps it with its reason (``quarantine_reason``), the ERROR checks fail and
+name it, and the other barrels are still scored. One faulty sensor must not stop every
+barrel's prediction, and the model is not asked about inputs it never saw.
 """
 
 import time
@@ -102,15 +107,48 @@ def out_of_range(snapshot: pd.DataFrame, ranges: dict) -> dict[str, list[str]]:
     return found
 
 
+def quarantine_reasons(snapshot: pd.DataFrame, ranges: dict) -> pd.Series:
+    """Per row, why it must not be scored (missing or out-of-range features), else None."""
+    problems: list[list[str]] = [[] for _ in range(len(snapshot))]
+    missing = snapshot[FEATURES].isna().to_numpy()
+    lo = np.full(missing.shape, -np.inf)
+    hi = np.full(missing.shape, np.inf)
+    for wine_type in WINE_TYPES:
+        rows = (snapshot["wine_type"] == wine_type).to_numpy()
+        lo[rows] = [ranges[wine_type][f][0] for f in FEATURES]
+        hi[rows] = [ranges[wine_type][f][1] for f in FEATURES]
+    values = snapshot[FEATURES].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        outside = (values < lo) | (values > hi)
+    for i, j in zip(*np.nonzero(missing), strict=True):
+        problems[i].append(f"{FEATURES[j]} missing")
+    for i, j in zip(*np.nonzero(outside), strict=True):
+        problems[i].append(f"{FEATURES[j]} {values[i, j]:g} outside {lo[i, j]:g}-{hi[i, j]:g}")
+    return pd.Series(
+        ["; ".join(p) if p else None for p in problems], index=snapshot.index, dtype="string"
+    )
+
+
 @dg.asset(
     group_name=GROUP,
     kinds={"python", "pandas", "parquet"},
     partitions_def=snapshot_partitions,
     description="Point-in-time copy of every barrel's current reading (history kept: one "
-    "partition per snapshot).",
+    "partition per snapshot); readings with missing or out-of-range values are kept with their "
+    "quarantine_reason and not scored.",
     check_specs=[
-        dg.AssetCheckSpec("no_missing_values", asset=SNAPSHOT, blocking=True),
-        dg.AssetCheckSpec("within_training_ranges", asset=SNAPSHOT, blocking=True),
+        dg.AssetCheckSpec(
+            "no_missing_values",
+            asset=SNAPSHOT,
+            description="ERROR names readings with a missing feature; they are quarantined "
+            "(not scored), the other barrels are.",
+        ),
+        dg.AssetCheckSpec(
+            "within_training_ranges",
+            asset=SNAPSHOT,
+            description="ERROR names readings outside the training ranges of their wine type; "
+            "they are quarantined (not scored), the other barrels are.",
+        ),
         dg.AssetCheckSpec("barrels_fresh", asset=SNAPSHOT),
         dg.AssetCheckSpec("window_complete", asset=SNAPSHOT),
     ],
@@ -133,7 +171,9 @@ def wine_sensor_snapshot(
         + [r.to_dict() | {"current": False} for r in window if r.seq not in seen]
     )
     snap["snapshot"] = context.partition_key
+    snap["quarantine_reason"] = quarantine_reasons(snap, training_ranges(wine_training_data))
     in_window = snap["seq"].between(after + 1, upto)
+    quarantined = snap["quarantine_reason"].notna()
     yield dg.Output(
         snap,
         metadata={
@@ -141,6 +181,8 @@ def wine_sensor_snapshot(
             "window": f"({after}, {upto}]",
             "changes_in_window": int(in_window.sum()),
             "superseded_in_window": int((in_window & ~snap["current"]).sum()),
+            "quarantined_in_window": int((in_window & quarantined).sum()),
+            "quarantined_barrels": int(snap.loc[quarantined, "barrel_id"].nunique()),
             "max_seq": int(snap["seq"].max()),
             "by_type": dg.MetadataValue.json(
                 snap.loc[snap["current"], "wine_type"].value_counts().to_dict()
@@ -160,15 +202,18 @@ def wine_sensor_snapshot(
         check_name="no_missing_values",
         passed=not missing,
         severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{sum(missing.values())} missing values (those readings are not scored)",
         metadata={"missing": dg.MetadataValue.json(missing)},
     )
     bad = out_of_range(snap, training_ranges(wine_training_data))
     n_bad = len({b for barrels in bad.values() for b in barrels})
+    n_barrels = int(snap["current"].sum())
     yield dg.AssetCheckResult(
         check_name="within_training_ranges",
         passed=not bad,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{n_bad} of {len(snap)} barrels outside the training ranges",
+        description=f"{n_bad} of {n_barrels} barrels have readings outside the training "
+        "ranges (those readings are not scored)",
         metadata={f: dg.MetadataValue.json(sorted(set(b))[:20]) for f, b in bad.items()}
         | {"barrels_out_of_range": n_bad},
     )
@@ -204,7 +249,9 @@ def barrel_quality_predictions(
     model = wine_model.from_files(files)
     after, upto = snapshot_window(context)
     snap = wine_sensor_snapshot
-    todo = snap[snap["seq"].between(after + 1, upto)].sort_values("seq")
+    window = snap[snap["seq"].between(after + 1, upto)].sort_values("seq")
+    held = window["quarantine_reason"].notna()
+    todo = window[~held] if held.any() else window  # no copy of a large clean window
     scored_at = utc_now()
     # One prediction per barrel goes to the store: the newest reading's. Current readings are
     # one per barrel, so only a window holding superseded readings can repeat a barrel.
@@ -235,13 +282,23 @@ def barrel_quality_predictions(
     codes, stamps = pd.factorize(todo["updated_at"])
     since = pd.Timestamp(scored_at) - pd.to_datetime(stamps, utc=True)
     lag = since.total_seconds().to_numpy()[codes]
-    context.log.info(f"{champion.label} scored {len(out)} changed barrels")
+    context.log.info(
+        f"{champion.label} scored {len(out)} changed barrels; {int(held.sum())} quarantined"
+    )
+    quarantined = window.loc[held, ["barrel_id", "seq", "quarantine_reason"]]
     return dg.Output(
         out,
         metadata={
             "scored": len(out),
             "window": f"({after}, {upto}]",
             "superseded_scored": len(out) - int(newest.sum()),
+            "quarantined": int(held.sum()),
+            "quarantined_readings": dg.MetadataValue.json(
+                [
+                    f"{b} seq {q}: {r}"
+                    for b, q, r in quarantined.head(10).itertuples(index=False, name=None)
+                ]
+            ),
             "model_version": champion.version,
             "mean_quality": float(quality.mean()) if len(out) else 0.0,
             "write_to_score_p50_s": float(np.median(lag)) if len(out) else 0.0,
