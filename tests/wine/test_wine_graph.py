@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import numpy as np
@@ -20,7 +21,7 @@ from tests.conftest import REPO_ROOT
 from wine_assets.definitions import defs, snapshot_job
 from wine_assets.quality.assets import train_run_config
 from wine_assets.quality.sensor import build_readings_sensor
-from wine_assets.quality.snapshot import snapshot_key, snapshot_partitions
+from wine_assets.quality.snapshot import snapshot_key, snapshot_partitions, snapshot_window
 from wine_assets.readings.resource import ReadingsStoreResource
 from wine_assets.readings.simulator import seed_store, tick
 from wine_assets.readings.store import open_store
@@ -218,6 +219,30 @@ def test_a_write_not_visible_in_the_window_is_named_by_a_warning(trained, barrel
     assert not window.passed and window.severity == dg.AssetCheckSeverity.WARN
     assert window.metadata["not_visible_seqs"].value == [start + 1]
     assert sorted(s for _, s in _scored(result)) == list(range(start + 2, upto + 1))
+
+
+def test_snapshot_window_starts_at_the_previous_partition_without_reading_them_all(monkeypatch):
+    """Pages of keys newest first: a new snapshot's predecessor is on the first page; an old
+    partition re-run pages back to its own; the first partition starts at 0."""
+    seqs = [5, 12, 40, *range(100, 550)]  # more than two pages
+    with dg.instance_for_test() as instance:
+        keys = [snapshot_key(s) for s in seqs]
+        for i in range(0, len(keys), 100):
+            instance.add_dynamic_partitions(snapshot_partitions.name, keys[i : i + 100])
+
+        def every_key(*_args, **_kwargs):
+            raise AssertionError("read every partition key")
+
+        monkeypatch.setattr(instance, "get_dynamic_partitions", every_key)
+
+        def window(seq: int) -> tuple[int, int]:
+            context = SimpleNamespace(partition_key=snapshot_key(seq), instance=instance)
+            return snapshot_window(context)
+
+        assert window(549) == (548, 549)
+        assert window(100) == (40, 100)
+        assert window(12) == (5, 12)
+        assert window(5) == (0, 5)
 
 
 def store_max_seq(url: str) -> int:

@@ -52,12 +52,30 @@ def key_seq(key: str) -> int:
     return int(digits)
 
 
+#: Partition keys read per page while looking for the previous snapshot.
+_PAGE = 200
+
+
 def snapshot_window(context: dg.AssetExecutionContext) -> tuple[int, int]:
-    """``(after, upto)``: from the previous snapshot partition's position to this one's."""
+    """``(after, upto)``: from the previous snapshot partition's position to this one's.
+
+    The previous partition is the newest-created one below this position: the sensor creates
+    them in increasing order (its cursor only grows), so that is also the highest one below.
+    Partitions are read newest first, a page at a time: a new snapshot finds its predecessor on
+    the first page, where reading every key cost ~0.7 s per run after a month of 10 s ticks.
+    """
     upto = key_seq(context.partition_key)
-    keys = context.instance.get_dynamic_partitions(snapshot_partitions.name)
-    earlier = [key_seq(k) for k in keys if k.startswith("seq-") and k[4:].isdigit()]
-    return max((s for s in earlier if s < upto), default=0), upto
+    cursor = None
+    while True:
+        page = context.instance.get_paginated_dynamic_partitions(
+            snapshot_partitions.name, limit=_PAGE, ascending=False, cursor=cursor
+        )
+        for key in page.results:
+            if key.startswith("seq-") and key[4:].isdigit() and int(key[4:]) < upto:
+                return int(key[4:]), upto
+        if not page.has_more:
+            return 0, upto
+        cursor = page.cursor
 
 
 class SnapshotConfig(dg.Config):
