@@ -1,5 +1,6 @@
 """Punk API → raw landing (append-only) → cleaned beer table + quarantine."""
 
+from collections.abc import Iterable
 from typing import Literal
 
 import dagster as dg
@@ -7,9 +8,9 @@ import pandas as pd
 from pydantic import Field
 
 from beer_assets.ingest.clean import clean_beers, column_descriptions
-from beer_assets.ingest.landing import RAW_PREFIX, iter_raw_pages, land
+from beer_assets.ingest.landing import RAW_PREFIX, LandingWriter, iter_raw_pages, list_landings
 from beer_assets.ingest.quarantine import sort_records
-from beer_assets.punkapi.client import FetchResult
+from beer_assets.punkapi.client import FetchResult, Page
 from beer_assets.punkapi.resource import PunkApiResource
 from platform_core.storage import PlatformStorage
 from platform_core.tables import table_schema
@@ -28,7 +29,8 @@ class IngestConfig(dg.Config):
     group_name=GROUP,
     kinds={"python", "json"},
     description="Punk API responses landed exactly as received, append-only, one folder per "
-    "ingestion under raw/punkapi/ingest_date=…/ingested_at=…-<mode>/.",
+    "ingestion under raw/punkapi/ingest_date=…/ingested_at=…-<mode>/, each page as it arrives; "
+    "manifest.json last (complete: false, with the error, when a request failed for good).",
 )
 def punkapi_raw_beers(
     context: dg.AssetExecutionContext,
@@ -36,9 +38,27 @@ def punkapi_raw_beers(
     punk_api: PunkApiResource,
     storage: PlatformStorage,
 ) -> dg.MaterializeResult:
+    """Land each response as it arrives, so a failure on page N keeps pages 1..N-1.
+
+    On failure the landing keeps the pages already fetched, its manifest says
+    ``complete: false`` (pages landed, requests spent, the error), and the asset fails with
+    the original error. Cleaning still reads those pages (see ``list_landings``).
+    """
+    writer = LandingWriter(storage, config.mode, context.run.run_id)
     with punk_api.get_client() as client:  # closes the client's HTTP session
-        result = client.crawl() if config.mode == "crawl" else _random_poll(client, config.count)
-    landing = land(storage, result, mode=config.mode, run_id=context.run.run_id)
+        responses: Iterable[Page | FetchResult] = (
+            client.iter_pages(include_empty=True)
+            if config.mode == "crawl"
+            else (client.random() for _ in range(config.count))
+        )
+        try:
+            landing = writer.land_all(responses)
+        except Exception:
+            context.log.error(
+                f"ingestion failed; kept {len(writer.checksums)} page(s) already fetched in "
+                f"{writer.folder}, marked incomplete in its manifest.json"
+            )
+            raise
     context.log.info(f"landed {landing.records} records in {landing.folder}")
     return dg.MaterializeResult(
         metadata={
@@ -46,23 +66,11 @@ def punkapi_raw_beers(
             "landing": dg.MetadataValue.path(storage.uri(landing.folder)),
             "records": landing.records,
             "pages": landing.pages,
-            "requests": result.requests,
-            "retries": result.retries,
+            "requests": landing.requests,
+            "retries": landing.retries,
             "size_bytes": landing.size_bytes,
             "landings_total": len({k.split("/")[-2] for k in storage.list_keys(RAW_PREFIX)}),
         }
-    )
-
-
-def _random_poll(client, count: int) -> FetchResult:
-    """``count`` calls of GET /beers/random gathered into one result."""
-    results = [client.random() for _ in range(count)]
-    return FetchResult(
-        raw_pages=[p for r in results for p in r.raw_pages],
-        records=[x for r in results for x in r.records],
-        requests=sum(r.requests for r in results),
-        retries=sum(r.retries for r in results),
-        errors=[e for r in results for e in r.errors],
     )
 
 
@@ -99,8 +107,29 @@ class QuarantineConfig(dg.Config):
 def validated_beers(
     context: dg.AssetExecutionContext, storage: PlatformStorage, config: QuarantineConfig
 ):
-    """Validate every landed item; valid ones are cleaned, the rest quarantined with reasons."""
-    sorted_ = sort_records(iter_raw_pages(storage))
+    """Validate every landed item; valid ones are cleaned, the rest quarantined with reasons.
+
+    Reads the union of all landings (latest version of a beer wins), including the pages of
+    incomplete landings whose manifest records the failure (they are real API responses);
+    a landing without a manifest (being written, or its process died mid-write) is skipped
+    with a warning and listed in the ``landings_skipped`` metadata. See ``list_landings``.
+    """
+    landings = list_landings(storage)
+    skipped = [f"{x.name}: {x.status}" for x in landings if not x.readable]
+    incomplete = [x.name for x in landings if x.status == "incomplete"]
+    for landing in landings:
+        if not landing.readable:
+            context.log.warning(
+                f"skipping landing {landing.folder} ({landing.status}): it may be still being "
+                "written or its ingestion died mid-write; its pages are not read"
+            )
+        elif landing.missing or landing.unlisted:
+            context.log.warning(
+                f"landing {landing.folder}: pages listed in its manifest but not on storage "
+                f"{list(landing.missing)}; page files not in its manifest (not read) "
+                f"{list(landing.unlisted)}"
+            )
+    sorted_ = sort_records(iter_raw_pages(storage, landings))
     clean = clean_beers(sorted_.valid)
     nulls = {c: int(n) for c, n in clean.isna().sum().items() if n}
     yield dg.Output(
@@ -109,6 +138,9 @@ def validated_beers(
         metadata={
             "dagster/column_schema": table_schema(clean, column_descriptions),
             "valid_items_seen": len(sorted_.valid),
+            "landings_read": sum(x.readable for x in landings),
+            "landings_incomplete": dg.MetadataValue.json(incomplete),
+            "landings_skipped": dg.MetadataValue.json(skipped),
             "null_counts": dg.MetadataValue.json(nulls),
             "preview": dg.MetadataValue.md(clean.head(10)[_PREVIEW].to_markdown(index=False)),
         },

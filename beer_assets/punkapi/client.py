@@ -248,10 +248,14 @@ class PunkApiClient:
 
     # ------------------------------------------------------------------ public operations
 
-    def iter_pages(self, per_page: int = MAX_PER_PAGE) -> Iterator[Page]:
-        """Yield non-empty pages of ``/beers`` from page 1 until the API returns an empty one."""
+    def iter_pages(
+        self, per_page: int = MAX_PER_PAGE, *, include_empty: bool = False
+    ) -> Iterator[Page]:
+        """Yield pages of ``/beers`` from page 1 as they arrive, until the API returns an empty
+        one; that terminal empty page is yielded too with ``include_empty`` (so a caller that
+        lands pages one by one can count its request, as ``crawl`` does)."""
         for page in self._all_pages(per_page):
-            if page.records:
+            if page.records or include_empty:
                 yield page
 
     def crawl(self, per_page: int = MAX_PER_PAGE) -> FetchResult:

@@ -1,6 +1,7 @@
 """The beer graph in Dagster: end to end on real data, and its checks on planted bad data."""
 
 import json
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -9,8 +10,8 @@ import pytest
 from beer_assets.definitions import defs
 from beer_assets.ibu.assets import MODEL_NAME, train_run_config
 from beer_assets.ingest import checks
-from beer_assets.ingest.landing import RAW_PREFIX
-from beer_assets.punkapi.client import PunkApiClient, PunkApiError
+from beer_assets.ingest.landing import RAW_PREFIX, land
+from beer_assets.punkapi.client import FetchResult, PunkApiClient, PunkApiError
 from beer_assets.punkapi.resource import PunkApiResource
 from beer_assets.punkapi.server import FaultPlan, FaultRule
 from platform_core.model_store import ModelStoreResource
@@ -31,6 +32,11 @@ def resources(storage: PlatformStorage, api_url: str, approval: str = "auto") ->
         "model_store": ModelStoreResource(storage=storage, approval=approval),
         "punk_api": PunkApiResource(base_url=api_url, max_requests_per_hour=0, timeout_s=2),
     }
+
+
+def plant_landing(storage: PlatformStorage, bodies: list[bytes], at: datetime) -> None:
+    """A crawl landing of ``bodies`` (pages + manifest, as the raw asset writes them)."""
+    land(storage, FetchResult(raw_pages=bodies), mode="crawl", run_id="planted", at=at)
 
 
 def run_graph(storage, api_url, instance, approval="auto", selection=None, raise_on_error=True):
@@ -94,10 +100,12 @@ def test_planted_bad_items_are_quarantined_with_reasons(local_storage, data_dir)
     beers = json.loads((data_dir / "punkapi" / "beers.json").read_text())
     bad_abv = {**beers[0], "abv": -1.0}
     no_id = {k: v for k, v in beers[1].items() if k != "id"}
-    landing = f"{RAW_PREFIX}/ingest_date=2024-01-01/ingested_at=20240101T000000000000Z-crawl"
-    local_storage.write_bytes(f"{landing}/page-0001.json", json.dumps(beers[:10]).encode())
-    local_storage.write_bytes(f"{landing}/page-0002.json", json.dumps([bad_abv, no_id]).encode())
-    local_storage.write_bytes(f"{landing}/page-0003.json", b'[{"id": 1, "na')  # truncated
+    plant_landing(
+        local_storage,
+        [json.dumps(beers[:10]).encode(), json.dumps([bad_abv, no_id]).encode()]
+        + [b'[{"id": 1, "na'],  # truncated
+        at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             [*ALL_ASSETS, *ALL_CHECKS],
@@ -119,9 +127,8 @@ def test_planted_bad_items_are_quarantined_with_reasons(local_storage, data_dir)
 
 def test_blocking_check_stops_the_model(local_storage, punkapi_server):
     """A planted invalid landing pushes the quarantine share over the limit: no model trains."""
-    landing = f"{RAW_PREFIX}/ingest_date=2000-01-01/ingested_at=20000101T000000000000Z-crawl"
     junk = [{"id": i, "name": "junk"} for i in range(1000, 1100)]
-    local_storage.write_bytes(f"{landing}/page-0001.json", json.dumps(junk).encode())
+    plant_landing(local_storage, [json.dumps(junk).encode()], at=datetime(2000, 1, 1, tzinfo=UTC))
     with dg.instance_for_test() as instance:
         result = run_graph(local_storage, punkapi_server.url, instance, raise_on_error=False)
     assert "quarantine_share_below_threshold" in failed_errors(result)
@@ -208,8 +215,9 @@ def test_row_count_loss_is_not_accepted_by_re_running(local_storage, punkapi_ser
         # the landing is lost and replaced by one holding only 300 of the beers
         for key in local_storage.list_keys(RAW_PREFIX):
             local_storage.delete(key)
-        landing = f"{RAW_PREFIX}/ingest_date=2024-01-01/ingested_at=20240101T000000000000Z-crawl"
-        local_storage.write_bytes(f"{landing}/page-0001.json", json.dumps(beers[:300]).encode())
+        plant_landing(
+            local_storage, [json.dumps(beers[:300]).encode()], at=datetime(2024, 1, 1, tzinfo=UTC)
+        )
 
         for attempt in range(2):  # the drop, then a re-run of the same 300 rows
             result, check = clean_run(instance)
