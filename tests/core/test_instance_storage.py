@@ -65,6 +65,37 @@ def what_is_stored(instance: dg.DagsterInstance, run_id: str) -> dict:
     return out
 
 
+def count_single_events(monkeypatch) -> Counter:
+    """Per event type, the events the batched storage is handed one by one (store_event)."""
+    single: Counter = Counter()
+    store_event = BatchedSqliteEventLogStorage.store_event
+
+    def counted(self, event):
+        single[event.dagster_event_type] += 1
+        return store_event(self, event)
+
+    monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event", counted)
+    return single
+
+
+def materialize_on_both(tmp_path: Path) -> tuple[dict, dict, Counter]:
+    """The same 7-day range run on Dagster's SQLite storage and on the batched one: what each
+    stores, and how often each (asset, day) materialization is in the batched run's events."""
+    seen = []
+    for batched in (False, True):
+        with instance_at(tmp_path / str(batched), batched) as instance:
+            result = dg.materialize([daily_a, daily_b], instance=instance, tags=RANGE)
+            assert result.success
+            seen.append(what_is_stored(instance, result.run_id))
+            logs = instance.all_logs(
+                result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+            )
+    stored = Counter(
+        (e.dagster_event.asset_key.to_user_string(), e.dagster_event.partition) for e in logs
+    )
+    return seen[0], seen[1], stored
+
+
 def test_the_projects_instance_uses_the_batched_event_log(tmp_path, monkeypatch):
     home = init_dagster_home(tmp_path / "home")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -79,21 +110,8 @@ def test_batched_writes_store_what_dagsters_sqlite_storage_stores(
     tmp_path, monkeypatch, batch_size, singles
 ):
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", batch_size)
-    single = Counter()
-    store_event = BatchedSqliteEventLogStorage.store_event
-
-    def counted(self, event):
-        single[event.dagster_event_type] += 1
-        return store_event(self, event)
-
-    monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event", counted)
-    seen = []
-    for batched in (False, True):
-        with instance_at(tmp_path / str(batched), batched) as instance:
-            result = dg.materialize([daily_a, daily_b], instance=instance, tags=RANGE)
-            assert result.success
-            seen.append(what_is_stored(instance, result.run_id))
-    plain, mine = seen
+    single = count_single_events(monkeypatch)
+    plain, mine, _ = materialize_on_both(tmp_path)
     assert mine == plain
     assert plain["daily_b"]["partitions"] == [f"2024-01-0{d}" for d in range(1, 8)]
     assert plain["daily_b"]["last"] == "2024-01-07"
@@ -119,9 +137,8 @@ def test_a_batch_whose_index_step_fails_is_stored_once_by_dagsters_fallback(
     tmp_path, monkeypatch, step
 ):
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "100")
-    failed, single = [], Counter()
+    failed: list[int] = []
     store_event_batch = BatchedSqliteEventLogStorage.store_event_batch
-    store_event = BatchedSqliteEventLogStorage.store_event
 
     def broken(*args, **kwargs):
         raise sqlite3.OperationalError("database is locked")
@@ -137,26 +154,9 @@ def test_a_batch_whose_index_step_fails_is_stored_once_by_dagsters_fallback(
         finally:
             delattr(self, step)
 
-    def counted(self, event):
-        single[event.dagster_event_type] += 1
-        return store_event(self, event)
-
     monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event_batch", failing_once)
-    monkeypatch.setattr(BatchedSqliteEventLogStorage, "store_event", counted)
-    seen = []
-    for batched in (False, True):
-        with instance_at(tmp_path / str(batched), batched) as instance:
-            result = dg.materialize([daily_a, daily_b], instance=instance, tags=RANGE)
-            assert result.success
-            seen.append(what_is_stored(instance, result.run_id))
-            if batched:
-                stored = Counter(
-                    (e.dagster_event.asset_key.to_user_string(), e.dagster_event.partition)
-                    for e in instance.all_logs(
-                        result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-                    )
-                )
-    plain, mine = seen
+    single = count_single_events(monkeypatch)
+    plain, mine, stored = materialize_on_both(tmp_path)
     # The first batch of materializations (daily_a's 7) failed; Dagster's fallback stored them
     # one by one.
     assert failed == [7]
