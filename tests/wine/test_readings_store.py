@@ -691,3 +691,31 @@ def test_dynamodb_concurrent_writers_get_unique_seqs(dynamodb_url: str) -> None:
     with open_store(dynamodb_url) as s:
         assert s.max_seq() == 32
         assert s.count() == 6
+
+
+def test_the_resource_creates_the_tables_once_per_process(
+    dynamodb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sensor opens the store every tick: DynamoDB's create/describe calls happen once."""
+    from wine_assets.readings.resource import ReadingsStoreResource
+
+    created: list[str] = []
+    create = DynamoDbReadingsStore.create
+
+    def counted(self: DynamoDbReadingsStore) -> None:
+        created.append(self.table)
+        create(self)
+
+    monkeypatch.setattr(DynamoDbReadingsStore, "create", counted)
+    resource = ReadingsStoreResource(url=dynamodb_url)
+    for alcohol in (11.0, 12.0, 13.0):
+        with resource.open() as store:
+            store.put([reading("barrel-0001", alcohol=alcohol)])
+    assert len(created) == 1
+    with resource.open() as store:
+        assert store.max_seq() == 3
+    # An in-memory SQLite store is a new database on every open: created each time.
+    memory = ReadingsStoreResource(url="sqlite:///:memory:")
+    for _ in range(2):
+        with memory.open() as store:
+            assert store.max_seq() == 0

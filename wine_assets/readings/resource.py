@@ -1,5 +1,6 @@
 """The barrel readings store as a Dagster resource (WINE_READINGS_STORE)."""
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -7,6 +8,13 @@ import dagster as dg
 from pydantic import Field
 
 from wine_assets.readings.store import ReadingsStore, open_store
+
+#: Store URLs whose tables this process has already created or found. ``create()`` is
+#: idempotent, but on DynamoDB it costs several control-plane calls (create attempts, describes),
+#: and the sensor opens the store on every tick and each run twice: once per process is enough.
+#: An in-memory SQLite store is a new database on each open, so it is never remembered.
+_READY: set[str] = set()
+_READY_LOCK = threading.Lock()
 
 
 class ReadingsStoreResource(dg.ConfigurableResource):
@@ -18,7 +26,11 @@ class ReadingsStoreResource(dg.ConfigurableResource):
     def open(self) -> Iterator[ReadingsStore]:
         store = open_store(self.url)
         try:
-            store.create()
+            if self.url not in _READY:
+                store.create()
+                if not self.url.endswith(":memory:"):
+                    with _READY_LOCK:
+                        _READY.add(self.url)
             yield store
         finally:
             store.close()
