@@ -112,39 +112,34 @@ def training_ranges(training: pd.DataFrame) -> dict[str, dict[str, tuple[float, 
     }
 
 
-def out_of_range(snapshot: pd.DataFrame, ranges: dict) -> dict[str, list[str]]:
-    """Feature → barrels whose value lies outside that wine type's training range."""
-    found: dict[str, list[str]] = {}
-    for wine_type in WINE_TYPES:
-        rows = snapshot[snapshot["wine_type"] == wine_type]
-        for f in FEATURES:
-            lo, hi = ranges[wine_type][f]
-            bad = rows.loc[(rows[f] < lo) | (rows[f] > hi), "barrel_id"].tolist()
-            if bad:
-                found.setdefault(f, []).extend(bad)
-    return found
-
-
-def quarantine_reasons(snapshot: pd.DataFrame, ranges: dict) -> pd.Series:
-    """Per row, why it must not be scored (missing or out-of-range features), else None."""
-    problems: list[list[str]] = [[] for _ in range(len(snapshot))]
-    missing = snapshot[FEATURES].isna().to_numpy()
-    lo = np.full(missing.shape, -np.inf)
-    hi = np.full(missing.shape, np.inf)
+def screen_features(snapshot: pd.DataFrame, ranges: dict) -> tuple[pd.Series, dict]:
+    """One comparison of every feature with its wine type's training range, read two ways:
+    per row, why it must not be scored (missing or out-of-range features, else None), and per
+    feature, the barrels whose value lies outside the range (the range check's metadata)."""
+    values = snapshot[FEATURES].to_numpy(dtype=np.float64)
+    lo = np.full(values.shape, -np.inf)
+    hi = np.full(values.shape, np.inf)
     for wine_type in WINE_TYPES:
         rows = (snapshot["wine_type"] == wine_type).to_numpy()
         lo[rows] = [ranges[wine_type][f][0] for f in FEATURES]
         hi[rows] = [ranges[wine_type][f][1] for f in FEATURES]
-    values = snapshot[FEATURES].to_numpy(dtype=np.float64)
+    missing = np.isnan(values)
     with np.errstate(invalid="ignore"):
         outside = (values < lo) | (values > hi)
-    for i, j in zip(*np.nonzero(missing), strict=True):
-        problems[i].append(f"{FEATURES[j]} missing")
-    for i, j in zip(*np.nonzero(outside), strict=True):
-        problems[i].append(f"{FEATURES[j]} {values[i, j]:g} outside {lo[i, j]:g}-{hi[i, j]:g}")
-    return pd.Series(
-        ["; ".join(p) if p else None for p in problems], index=snapshot.index, dtype="string"
-    )
+    reasons = np.full(len(values), None, dtype=object)
+    for i in np.flatnonzero(missing.any(axis=1) | outside.any(axis=1)):  # only flagged rows
+        reasons[i] = "; ".join(
+            [f"{FEATURES[j]} missing" for j in np.flatnonzero(missing[i])]
+            + [
+                f"{FEATURES[j]} {values[i, j]:g} outside {lo[i, j]:g}-{hi[i, j]:g}"
+                for j in np.flatnonzero(outside[i])
+            ]
+        )
+    barrels = snapshot["barrel_id"].to_numpy()
+    by_feature = {
+        f: barrels[outside[:, j]].tolist() for j, f in enumerate(FEATURES) if outside[:, j].any()
+    }
+    return pd.Series(reasons, index=snapshot.index, dtype="string"), by_feature
 
 
 @dg.asset(
@@ -189,7 +184,7 @@ def wine_sensor_snapshot(
         + [r.to_dict() | {"current": False} for r in window if r.seq not in seen]
     )
     snap["snapshot"] = context.partition_key
-    snap["quarantine_reason"] = quarantine_reasons(snap, training_ranges(wine_training_data))
+    snap["quarantine_reason"], bad = screen_features(snap, training_ranges(wine_training_data))
     in_window = snap["seq"].between(after + 1, upto)
     quarantined = snap["quarantine_reason"].notna()
     yield dg.Output(
@@ -223,7 +218,6 @@ def wine_sensor_snapshot(
         description=f"{sum(missing.values())} missing values (those readings are not scored)",
         metadata={"missing": dg.MetadataValue.json(missing)},
     )
-    bad = out_of_range(snap, training_ranges(wine_training_data))
     n_bad = len({b for barrels in bad.values() for b in barrels})
     n_barrels = int(snap["current"].sum())
     yield dg.AssetCheckResult(
