@@ -22,7 +22,7 @@ from beer_assets.punkapi.client import FetchResult, PunkApiError
 from beer_assets.punkapi.resource import PunkApiResource
 from beer_assets.punkapi.server import FaultPlan, FaultRule
 from platform_core.model_store import ModelStoreResource
-from platform_core.storage import PlatformStorage
+from platform_core.storage import AlreadyExistsError, PlatformStorage
 from platform_core.tables import ParquetTableIOManager
 
 ALL = [*defs.assets, *defs.asset_checks]
@@ -212,3 +212,35 @@ def test_writer_keeps_pages_and_reraises_when_the_source_fails(local_storage):
     assert [x.status for x in list_landings(local_storage)] == ["incomplete"]
     with pytest.raises(RuntimeError, match="already has its manifest"):
         writer.add(FetchResult(raw_pages=[b"[3]"]))
+
+
+def test_a_second_landing_never_replaces_the_first(local_storage, punkapi_beers):
+    """Two ingestions stamped with the same instant (a clock stepped back, two workers) land in
+    the same folder: the second is refused before it changes anything, and the first keeps
+    its pages and its manifest byte for byte (and is still read as complete)."""
+    at = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    pages = [json.dumps(punkapi_beers[:80]).encode(), json.dumps(punkapi_beers[80:160]).encode()]
+    first = land(
+        local_storage,
+        FetchResult(raw_pages=pages, records=punkapi_beers[:160], requests=2),
+        mode="crawl",
+        run_id="first",
+        at=at,
+    )
+    before = {key: local_storage.read_bytes(key) for key in local_storage.list_keys(RAW_PREFIX)}
+    assert len(before) == 3  # two pages and the manifest
+
+    later = [json.dumps(punkapi_beers[200:210]).encode()]
+    with pytest.raises(AlreadyExistsError):
+        land(local_storage, FetchResult(raw_pages=later), mode="crawl", run_id="second", at=at)
+    # page by page as a crawl lands them: refused at its first page, manifest untouched too
+    writer = LandingWriter(local_storage, "crawl", "third", at)
+    assert writer.folder == first.folder
+    with pytest.raises(AlreadyExistsError):
+        writer.land_all([FetchResult(raw_pages=later, records=punkapi_beers[200:210])])
+
+    after = {key: local_storage.read_bytes(key) for key in local_storage.list_keys(RAW_PREFIX)}
+    assert after == before
+    [found] = list_landings(local_storage)
+    assert (found.folder, found.status) == (first.folder, "complete")
+    assert [p.body for p in iter_raw_pages(local_storage)] == pages

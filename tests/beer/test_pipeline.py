@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from beer_assets.definitions import defs
+from beer_assets.ibu import model as ibu
 from beer_assets.ibu.assets import MODEL_NAME, train_run_config
 from beer_assets.ingest import checks
 from beer_assets.ingest.landing import RAW_PREFIX, land
@@ -168,26 +169,49 @@ def clean_table(data_dir) -> pd.DataFrame:
     return clean_beers(json.loads((data_dir / "punkapi" / "beers.json").read_text()))
 
 
-def test_lost_raw_data_fails_row_count_and_blocks(local_storage, punkapi_server):
-    with dg.instance_for_test() as instance:
-        assert run_graph(local_storage, punkapi_server.url, instance).success
-        # simulate losing the landing (and with it every beer), then a poll of one beer
-        for key in local_storage.list_keys(RAW_PREFIX):
-            local_storage.delete(key)
-        result = run_graph(
-            local_storage,
-            punkapi_server.url,
-            instance,
-            raise_on_error=False,
-            selection=dg.AssetSelection.all() - dg.AssetSelection.assets("punkapi_raw_beers"),
-        )
-    assert "row_count_not_falling" in failed_errors(result)
-    assert "ibu_model_candidate" not in materialized(result)
-
-
 INGEST = dg.AssetSelection.assets("punkapi_raw_beers", "beers_clean", "punkapi_quarantine")
 CLEAN_ONLY = dg.AssetSelection.assets("beers_clean", "punkapi_quarantine")
 ROW_COUNT_OP = "beers_clean_row_count_not_falling"
+
+
+def test_lost_raw_data_fails_row_count_and_blocks(local_storage, punkapi_server, data_dir):
+    """The landing is lost and replaced by one holding 300 of the 325 beers: plenty to train
+    on, so only the blocking row-count check can keep the model from training on the loss.
+    The model's step never starts, and the run's one failure is that check's."""
+    beers = json.loads((data_dir / "punkapi" / "beers.json").read_text())
+    with dg.instance_for_test() as instance:
+        first = run_graph(local_storage, punkapi_server.url, instance, selection=INGEST)
+        assert check_results(first)["row_count_not_falling"].passed
+        for key in local_storage.list_keys(RAW_PREFIX):
+            local_storage.delete(key)
+        plant_landing(
+            local_storage, [json.dumps(beers[:300]).encode()], at=datetime(2024, 1, 1, tzinfo=UTC)
+        )
+        result = dg.materialize(
+            [*ALL_ASSETS, *ALL_CHECKS],
+            selection=dg.AssetSelection.all() - dg.AssetSelection.assets("punkapi_raw_beers"),
+            resources=resources(local_storage, punkapi_server.url),
+            instance=instance,
+            run_config=FAST_TRAIN,  # were the model to train (it must not), train it quickly
+            raise_on_error=False,
+        )
+    assert not result.success
+    row_count = check_results(result)["row_count_not_falling"]
+    assert (row_count.metadata["rows"].value, row_count.metadata["previous_rows"].value) == (
+        300,
+        325,
+    )
+    assert failed_errors(result) == ["row_count_not_falling"]  # every other ERROR check passed
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [(e.step_key, e.step_failure_data.error.cls_name) for e in failures] == [
+        (ROW_COUNT_OP, "DagsterAssetCheckFailedError")
+    ]
+    assert "row_count_not_falling" in failures[0].step_failure_data.error.message
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert ROW_COUNT_OP in started
+    assert not started & {"ibu_model_candidate", "ibu_predictions"}
+    assert "ibu_model_candidate" not in materialized(result)
+    assert ModelRegistry(local_storage, MODEL_NAME).versions() == []
 
 
 def test_row_count_loss_is_not_accepted_by_re_running(local_storage, punkapi_server, data_dir):
@@ -287,24 +311,68 @@ def test_same_recipe_same_data_is_refused_and_champion_keeps_serving(local_stora
     assert (preds["model_version"] == 1).all()
 
 
-def test_tampered_champion_is_refused(local_storage, punkapi_server):
+def reserialised_spec(storage: PlatformStorage, registry: ModelRegistry, version: int) -> str:
+    """spec.json written again with other whitespace: the same model, other bytes."""
+    key = registry.file_key(version, ibu.SPEC_FILE)
+    storage.write_bytes(key, json.dumps(json.loads(storage.read_bytes(key))).encode())
+    return ibu.SPEC_FILE
+
+
+def other_versions_booster(storage: PlatformStorage, registry: ModelRegistry, version: int) -> str:
+    """The booster of another registered version (trained on 200 of the beers) copied over
+    the champion's: a valid model, just not the one that was evaluated and promoted."""
+    clean = storage.read_parquet("tables/beers_clean.parquet")
+    other = registry.register(
+        ibu.to_files(ibu.fit(ibu.CANDIDATE_SPEC, clean.head(200))), metrics={}, params={}
+    )
+    name = "booster_0.json"
+    storage.write_bytes(
+        registry.file_key(version, name), storage.read_bytes(registry.file_key(other.version, name))
+    )
+    return name
+
+
+def root_cause(error) -> object:
+    while error.cause is not None:
+        error = error.cause
+    return error
+
+
+@pytest.mark.parametrize("tamper", [reserialised_spec, other_versions_booster])
+def test_tampered_champion_is_refused(local_storage, punkapi_server, tamper):
+    """The champion's files are changed in ways that still load and predict: only the
+    checksum check can refuse them, and the run's failure must be that refusal."""
+    predict_only = dg.AssetSelection.assets("ibu_predictions")
     with dg.instance_for_test() as instance:
         assert run_graph(local_storage, punkapi_server.url, instance).success
         reg = ModelRegistry(local_storage, MODEL_NAME)
         champion = reg.champion()
-        name = next(iter(champion.files))
-        local_storage.write_bytes(reg.file_key(champion.version, name), b'{"tampered": true}')
-        with pytest.raises(ChecksumMismatchError):
-            reg.verify(champion)
+        keys = {name: reg.file_key(champion.version, name) for name in champion.files}
+        intact = {name: local_storage.read_bytes(key) for name, key in keys.items()}
+        tampered = tamper(local_storage, reg, champion.version)
+        files = {name: local_storage.read_bytes(key) for name, key in keys.items()}
+        assert files[tampered] != intact[tampered]
+        clean = local_storage.read_parquet("tables/beers_clean.parquet")
+        assert len(ibu.predict(ibu.from_files(files), clean)) == 325  # still a working model
         result = run_graph(
             local_storage,
             punkapi_server.url,
             instance,
             raise_on_error=False,
-            selection=dg.AssetSelection.assets("ibu_predictions"),
+            selection=predict_only,
         )
-    assert not result.success
-    assert "ibu_predictions" not in materialized(result)
+        assert not result.success
+        assert "ibu_predictions" not in materialized(result)
+        (failure,) = [e for e in result.all_events if e.is_step_failure]
+        assert failure.step_key == "ibu_predictions"
+        cause = root_cause(failure.step_failure_data.error)
+        assert cause.cls_name == ChecksumMismatchError.__name__
+        assert f"{champion.label}/{tampered}" in cause.message
+        # the intact files are served again: the tampering was the only reason to refuse
+        local_storage.write_bytes(keys[tampered], intact[tampered])
+        again = run_graph(local_storage, punkapi_server.url, instance, selection=predict_only)
+        assert again.success
+    assert reg.champion().version == champion.version
 
 
 def test_manual_approval_keeps_candidate_pending(local_storage, punkapi_server):

@@ -9,7 +9,7 @@ from platform_core.registry import (
     Status,
     decide_promotion,
 )
-from platform_core.storage import PlatformStorage
+from platform_core.storage import AlreadyExistsError, PlatformStorage
 
 
 def test_first_candidate_qualifies_and_worse_one_does_not() -> None:
@@ -48,12 +48,27 @@ def test_register_promote_and_retire(any_storage: PlatformStorage) -> None:
     assert [h["status"] for h in reg.get(1).history] == ["candidate", "champion", "retired"]
 
 
-def test_model_files_are_append_only(local_storage: PlatformStorage) -> None:
-    reg = ModelRegistry(local_storage, "m")
-    reg.register({"model.json": b"a"}, metrics={}, params={})
-    # a second writer that thinks v1 is free must not overwrite it
-    with pytest.raises(FileExistsError):
-        local_storage.write_bytes(reg.file_key(1, "model.json"), b"b", overwrite=False)
+class StaleIndexRegistry(ModelRegistry):
+    """A second writer that read the index before another one registered (two trainings at
+    once): it believes version 1 is still free."""
+
+    def versions(self) -> list:
+        return []
+
+
+def test_model_files_are_append_only(any_storage: PlatformStorage) -> None:
+    """A registration that picks a version already on storage is refused by the registry
+    itself; the registered files and the index stay as they were."""
+    reg = ModelRegistry(any_storage, "m")
+    v1 = reg.register({"model.json": b"a", "spec.json": b"{}"}, metrics={}, params={})
+    index = any_storage.read_bytes("models/m/registry.json")
+    with pytest.raises(AlreadyExistsError):
+        StaleIndexRegistry(any_storage, "m").register(
+            {"model.json": b"b", "spec.json": b"{}"}, metrics={}, params={}
+        )
+    assert any_storage.read_bytes(reg.file_key(1, "model.json")) == b"a"
+    assert reg.verify(v1) == {"model.json": b"a", "spec.json": b"{}"}
+    assert any_storage.read_bytes("models/m/registry.json") == index
 
 
 def test_tampered_file_is_refused(any_storage: PlatformStorage) -> None:

@@ -250,11 +250,34 @@ def store_max_seq(url: str) -> int:
         return store.max_seq()
 
 
-def test_sensor_waits_for_a_champion(tmp_path, barrels):
+def sensor_tick(instance, cursor, storage, url) -> tuple[object, str | None]:
+    """One evaluation and the cursor the daemon would store after it (a SensorResult's own,
+    else whatever the context holds, e.g. after ``context.update_cursor``)."""
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources(storage, url)
+    ) as ctx:
+        result = SENSOR(ctx)
+        if isinstance(result, dg.SensorResult) and result.cursor is not None:
+            return result, result.cursor
+        return result, ctx.cursor
+
+
+def test_sensor_waits_for_a_champion(tmp_path, barrels, champion_storage):
+    """Without a champion the tick skips and keeps its cursor; the first tick after a champion
+    exists requests the snapshot of every change that waited, and moves the cursor."""
     storage = PlatformStorage.local(str(tmp_path / "empty"))
     with dg.instance_for_test() as instance:
-        result = evaluate_sensor(instance, None, storage, barrels)
-    assert isinstance(result, dg.SkipReason) and "no champion" in result.skip_message
+        first, cursor = sensor_tick(instance, None, storage, barrels)
+        assert isinstance(first, dg.SkipReason) and "no champion" in first.skip_message
+        assert cursor is None
+        waited, cursor = sensor_tick(instance, "5", storage, barrels)  # some changes seen before
+        assert isinstance(waited, dg.SkipReason) and "11 changes wait" in waited.skip_message
+        assert cursor == "5"
+        # a champion now exists: the waiting changes are requested, nothing skipped
+        result, cursor = sensor_tick(instance, cursor, champion_storage, barrels)
+    (request,) = result.run_requests
+    assert request.run_key == request.partition_key == snapshot_key(16)
+    assert cursor == "16"
 
 
 @pytest.mark.slow
