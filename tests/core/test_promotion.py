@@ -58,9 +58,14 @@ def run(storage: PlatformStorage, instance, **plant) -> dg.ExecuteInProcessResul
 
 
 def promotion(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
-    (evaluation,) = result.get_asset_check_evaluations()
-    assert evaluation.check_name == "candidate_promotion"
-    return evaluation
+    """The check's evaluation: a decision recorded, not an exception in the check's step."""
+    evaluations = result.get_asset_check_evaluations()
+    failures = [
+        e.step_failure_data.error.to_string()[-500:] for e in result.all_events if e.is_step_failure
+    ]
+    assert len(evaluations) == 1, f"candidate_promotion gave no evaluation; failures: {failures}"
+    assert evaluations[0].check_name == "candidate_promotion"
+    return evaluations[0]
 
 
 def started(result: dg.ExecuteInProcessResult) -> set[str]:
