@@ -1,10 +1,13 @@
-# The README's commands. `make dev` sets up and starts Dagster; `make test` sets up and tests.
+# The README's commands. `make dev` sets up and starts the platform; `make test` sets up and tests.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-export PLATFORM_DATA_DIR ?= $(CURDIR)/data
+# Where `make data` puts the Punk API dump: the platform's default data folder (git-ignored).
+# PLATFORM_DATA_DIR, when set, is read by the platform and the tests; the dump is fetched here
+# regardless, so the defaults of a fresh machine always have it.
+DEFAULT_DATA_DIR := $(CURDIR)/data
 # A single-run backfill logs one "planned" event per asset instead of one per asset and day
 # (Dagster's opt-in; on SQLite each event costs two fsyncs, half a 90-day profile backfill's
 # bookkeeping). Trade-off: partitions of a run that fails show as missing, not failed.
@@ -26,25 +29,25 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
-# Fill PLATFORM_DATA_DIR (default ./data, git-ignored) with what is missing and can be had
-# from a package registry: the Punk API dump ships in the npm package punkapi-db.
+# Fill ./data (git-ignored) with what a fresh machine lacks and a package registry has: the
+# Punk API dump ships in the npm package punkapi-db. (The UCI wine files ship in the package;
+# the sensor-profile drop folder is generated on first use.)
 data:
-	@if [ ! -f "$(PLATFORM_DATA_DIR)/punkapi/beers.json" ]; then \
-	  echo "fetching $(PUNKAPI_DB) into $(PLATFORM_DATA_DIR)/punkapi"; \
+	@if [ ! -f "$(DEFAULT_DATA_DIR)/punkapi/beers.json" ]; then \
+	  echo "fetching $(PUNKAPI_DB) into $(DEFAULT_DATA_DIR)/punkapi"; \
 	  tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent $(PUNKAPI_DB) >/dev/null && \
-	    tar xzf punkapi-db-*.tgz) && mkdir -p "$(PLATFORM_DATA_DIR)/punkapi" && \
+	    tar xzf punkapi-db-*.tgz) && mkdir -p "$(DEFAULT_DATA_DIR)/punkapi" && \
 	  $(BIN)/python -c "import json,sys; d=sorted(json.load(open(sys.argv[1])), key=lambda r: r['id']); json.dump(d, open(sys.argv[2], 'w'), indent=1)" \
-	    $$tmp/package/data.json "$(PLATFORM_DATA_DIR)/punkapi/beers.json" && rm -rf $$tmp; \
+	    $$tmp/package/data.json "$(DEFAULT_DATA_DIR)/punkapi/beers.json" && rm -rf $$tmp; \
 	fi
-	@test -f "$(PLATFORM_DATA_DIR)/punkapi/beers.json" || \
-	  { echo "missing $(PLATFORM_DATA_DIR)/punkapi/beers.json" >&2; exit 1; }
+	@test -f "$(DEFAULT_DATA_DIR)/punkapi/beers.json" || \
+	  { echo "missing $(DEFAULT_DATA_DIR)/punkapi/beers.json: npm pack $(PUNKAPI_DB) failed" >&2; exit 1; }
 
 setup: $(VENV)/.installed data
-	mkdir -p "$(DAGSTER_HOME)"
-	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 
+# Dagster (UI + daemon), the barrel simulator (SIMULATE=0: off) and wine-api; Ctrl-C stops all.
 dev: setup
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/platform-dev
 
 test: setup
 	$(BIN)/ruff check .

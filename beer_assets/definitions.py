@@ -11,6 +11,7 @@ from beer_assets.ibu.assets import (
 from beer_assets.ingest.assets import punkapi_raw_beers, validated_beers
 from beer_assets.ingest.checks import ingest_checks
 from beer_assets.punkapi.resource import PunkApiResource
+from platform_core.automation import automation_sensor
 from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
 from platform_core.run_tags import BACKGROUND, lane_tags, run_tags
@@ -46,6 +47,7 @@ defs = dg.Definitions(
     asset_checks=[*ingest_checks, candidate_promotion],
     jobs=[punkapi_poll_job, punkapi_crawl_job, approval_job(MODEL_NAME)],
     schedules=[punkapi_poll_schedule],
+    sensors=[automation_sensor("beer")],
     resources={
         **shared_resources(),
         "punk_api": PunkApiResource(

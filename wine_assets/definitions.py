@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from platform_core.automation import automation_sensor
 from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
 from platform_core.run_tags import SCORING, lane_tags
@@ -44,7 +45,7 @@ def quality_definitions() -> dg.Definitions:
         ],
         asset_checks=[*training_checks, candidate_promotion],
         jobs=[snapshot_job, retrain_job, approval_job(MODEL_NAME)],
-        sensors=[build_readings_sensor(snapshot_job)],
+        sensors=[build_readings_sensor(snapshot_job), automation_sensor("wine")],
         resources={
             **shared_resources(),
             "readings_store": ReadingsStoreResource(

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from platform_core.errors import MissingInputError
+from wine_assets.datasets import wine_quality_dir
+
 #: The 11 UCI features, in the files' column order.
 FEATURES: list[str] = [
     "fixed_acidity",
@@ -54,6 +57,15 @@ def read_uci_csv(path: str | Path, wine_type: str) -> pd.DataFrame:
     """One UCI file as a typed frame: 11 float features, int quality, wine_type."""
     if wine_type not in WINE_TYPES:
         raise ValueError(f"wine_type: expected one of {WINE_TYPES}, got {wine_type!r}")
+    if "://" not in str(path) and not Path(path).is_file():
+        raise MissingInputError(
+            f"UCI wine file ({wine_type})",
+            path,
+            "PLATFORM_DATA_DIR (folder holding wine_quality/), or wine_training_data's "
+            "`source` run config",
+            "unset both to use the copy shipped in wine_assets/datasets, or put "
+            f"winequality-{wine_type}.csv in that folder",
+        )
     df = pd.read_csv(path, sep=";")
     df.columns = [uci_to_snake(c) for c in df.columns]
     missing = [c for c in [*FEATURES, TARGET] if c not in df.columns]
@@ -65,9 +77,10 @@ def read_uci_csv(path: str | Path, wine_type: str) -> pd.DataFrame:
     return out
 
 
-def read_uci(data_dir: str | Path) -> pd.DataFrame:
-    """Red and white together (red first), as laid out under ``PLATFORM_DATA_DIR``."""
-    base = Path(data_dir) / "wine_quality"
+def read_uci(data_dir: str | Path | None = None) -> pd.DataFrame:
+    """Red and white together (red first), from ``data_dir/wine_quality`` or, by default,
+    from :func:`wine_assets.datasets.wine_quality_dir` (PLATFORM_DATA_DIR or the shipped copy)."""
+    base = Path(data_dir) / "wine_quality" if data_dir is not None else wine_quality_dir()
     return pd.concat(
         [read_uci_csv(base / f"winequality-{t}.csv", t) for t in WINE_TYPES], ignore_index=True
     )

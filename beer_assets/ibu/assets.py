@@ -5,6 +5,7 @@ import pandas as pd
 from pydantic import Field
 
 from beer_assets.ibu import model as ibu
+from platform_core.automation import BUILD_WHEN_MISSING
 from platform_core.model_store import ModelStoreResource
 from platform_core.plots import bar_plot, residual_plot
 from platform_core.promotion import (
@@ -33,6 +34,7 @@ def train_run_config(cv_repeats: int) -> dict:
 @dg.asset(
     group_name=GROUP,
     kinds={"xgboost", "python"},
+    automation_condition=BUILD_WHEN_MISSING,
     description="A newly trained IBU model registered as a candidate, evaluated on system C's "
     "split and on repeated 5-fold CV next to system C's model and the current champion.",
 )
@@ -111,6 +113,7 @@ candidate_promotion = build_promotion_check(CANDIDATE, MODEL_NAME, "system C's m
     group_name=GROUP,
     kinds={"xgboost", "pandas", "parquet"},
     deps=[CANDIDATE],
+    automation_condition=BUILD_WHEN_MISSING,
     description="IBU predicted by the champion for every beer; the five beers without a "
     "published IBU get the prediction in ibu_filled.",
 )

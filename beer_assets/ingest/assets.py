@@ -12,6 +12,7 @@ from beer_assets.ingest.landing import RAW_PREFIX, LandingWriter, iter_raw_pages
 from beer_assets.ingest.quarantine import sort_records
 from beer_assets.punkapi.client import FetchResult, Page
 from beer_assets.punkapi.resource import PunkApiResource
+from platform_core.automation import BUILD_WHEN_MISSING, RUN_WITH_ASSET
 from platform_core.storage import PlatformStorage
 from platform_core.tables import table_schema
 
@@ -28,6 +29,7 @@ class IngestConfig(dg.Config):
 @dg.asset(
     group_name=GROUP,
     kinds={"python", "json"},
+    automation_condition=BUILD_WHEN_MISSING,
     description="Punk API responses landed exactly as received, append-only, one folder per "
     "ingestion under raw/punkapi/ingest_date=…/ingested_at=…-<mode>/, each page as it arrives; "
     "manifest.json last (complete: false, with the error, when a request failed for good).",
@@ -84,12 +86,14 @@ class QuarantineConfig(dg.Config):
     outs={
         "beers_clean": dg.AssetOut(
             group_name=GROUP,
+            automation_condition=BUILD_WHEN_MISSING,
             kinds={"pandas", "parquet"},
             description="One row per beer id (latest landed version wins): system C's nine "
             "columns plus attenuation, volumes, first-brewed date and ingredient features.",
         ),
         "punkapi_quarantine": dg.AssetOut(
             group_name=GROUP,
+            automation_condition=BUILD_WHEN_MISSING,
             kinds={"pandas", "parquet"},
             description="Landed items that failed the v2 schema, with the reason for each.",
         ),
@@ -101,6 +105,7 @@ class QuarantineConfig(dg.Config):
             asset="beers_clean",
             blocking=True,
             description="Share of landed items that failed validation stays under the limit.",
+            automation_condition=RUN_WITH_ASSET,
         )
     ],
 )

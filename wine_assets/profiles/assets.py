@@ -28,6 +28,7 @@ from wine_assets.profiles.features import (
     model_rows,
     nonfinite_model_inputs,
 )
+from wine_assets.profiles.generate import is_synthetic
 from wine_assets.profiles.model import MODEL_NAME, ProfileModel, assign, cluster_sizes, fit
 from wine_assets.profiles.partitions import (
     ASSIGNMENTS,
@@ -169,7 +170,12 @@ def drop_source(
             f"({len(files)} files looked at, {len(rejected)} rejected){why}",
             metadata=rejects,
         )
-    return parts, empty, {"files_used": dg.MetadataValue.json(capped(used))} | rejects
+    origin = {
+        "drop_location": str(settings.drop_dir),
+        # the generated month of a fresh machine, not measured readings (see generate.py)
+        "synthetic": is_synthetic(settings.drop_dir),
+    }
+    return parts, empty, {"files_used": dg.MetadataValue.json(capped(used))} | rejects | origin
 
 
 def readings_source(

@@ -80,7 +80,11 @@ class DropLocation:
     def _local_files(self) -> list[DropFile]:
         folder = Path(self.url)
         if not folder.is_dir():
-            raise DropFileError(f"drop location {folder} is not a folder (PROFILES_DROP_DIR)")
+            raise DropFileError(
+                f"drop location not found at {folder} (setting PROFILES_DROP_DIR). Fix: create "
+                "the folder and drop hourly CSV/parquet files there, or unset PROFILES_DROP_DIR "
+                "to use the synthetic month generated under PLATFORM_HOME"
+            )
         found = []
         for p in folder.iterdir():
             if _wanted(p.name) and p.is_file():

@@ -1,20 +1,30 @@
 """The sensor-profile settings (PROFILES_*), read once through platform_core.settings."""
 
+from pathlib import Path
+
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from platform_core.settings import data_dir, int_setting, optional_setting, setting
+from platform_core.settings import data_dir, int_setting, optional_setting, platform_home, setting
 from platform_core.storage import s3fs_options
 from wine_assets.profiles.drop import DropLocation
+from wine_assets.profiles.generate import ensure_synthetic_month
 
 #: Where ``sensor_temperatures`` reads hourly readings (PROFILES_SOURCE).
 SOURCES = ("drop", "readings")
 
 
+def synthetic_drop_dir() -> Path:
+    """The drop folder of a fresh machine: a generated month (see ``generate``)."""
+    return platform_home() / "drop" / "cellar_temperatures"
+
+
 def default_drop_dir() -> str:
-    """System E's sample files: ``$PLATFORM_DATA_DIR/mock_ml_pipeline``."""
-    return str(data_dir() / "mock_ml_pipeline")
+    """System E's sample files (``$PLATFORM_DATA_DIR/mock_ml_pipeline``) where a user has
+    them, else :func:`synthetic_drop_dir`."""
+    sample = data_dir() / "mock_ml_pipeline"
+    return str(sample if sample.is_dir() else synthetic_drop_dir())
 
 
 class SensorProfilesSettings(dg.ConfigurableResource):
@@ -49,6 +59,8 @@ class SensorProfilesSettings(dg.ConfigurableResource):
         """``drop_dir`` with the platform's one S3 connection (the storage resource's, from
         AWS_ENDPOINT_URL/AWS_REGION/keys): no second set of S3 settings to keep in step."""
         url = str(self.drop_dir)
+        if url == str(synthetic_drop_dir()):
+            ensure_synthetic_month(synthetic_drop_dir())  # once, on a fresh machine
         return DropLocation(url, s3fs_options(s3) if url.startswith("s3://") else {})
 
 

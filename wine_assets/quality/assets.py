@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from platform_core.automation import BUILD_WHEN_MISSING
 from platform_core.model_store import ModelStoreResource
 from platform_core.plots import figure_markdown, pyplot
 from platform_core.promotion import BASELINE_SCORE, CHAMPION_SCORE, SCORE, build_promotion_check
@@ -58,6 +59,7 @@ def confusion_plot(y_true: pd.Series, y_pred) -> dg.MetadataValue:
 @dg.asset(
     group_name=GROUP,
     kinds={"scikit-learn", "python"},
+    automation_condition=BUILD_WHEN_MISSING,
     description="A wine quality regressor (11 features + wine type) registered as a candidate; "
     "Cortez protocol (MAD, accuracy at T=0.25/0.5/1.0, per type) and duplicate-aware CV, next "
     "to system A's XGBRegressor, system B's classifier and the champion on the same folds.",

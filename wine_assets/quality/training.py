@@ -4,8 +4,9 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from platform_core.settings import data_dir
+from platform_core.automation import BUILD_WHEN_MISSING
 from platform_core.tables import table_schema
+from wine_assets.datasets import SHIPPED_WINE_QUALITY, wine_quality_dir
 from wine_assets.features import FEATURES, QUALITY_SCALE, TARGET, WINE_TYPES, read_uci_csv
 from wine_assets.readings.schema import PHYSICAL_BOUNDS
 
@@ -17,7 +18,8 @@ class TrainingSourceConfig(dg.Config):
     source: str = Field(
         default="",
         description="Folder, http(s):// URL or s3:// prefix holding winequality-{red,white}.csv; "
-        "empty = PLATFORM_DATA_DIR/wine_quality.",
+        "empty = PLATFORM_DATA_DIR/wine_quality when it holds both files, else the copy "
+        "shipped in the package.",
     )
 
 
@@ -29,10 +31,11 @@ def duplicate_share(df: pd.DataFrame) -> float:
 @dg.asset(
     group_name=GROUP,
     kinds={"pandas", "parquet"},
+    automation_condition=BUILD_WHEN_MISSING,
     description="UCI Wine Quality (Cortez et al. 2009), red and white, typed, with wine_type.",
 )
 def wine_training_data(config: TrainingSourceConfig) -> dg.Output[pd.DataFrame]:
-    base = config.source.rstrip("/") or str(data_dir() / "wine_quality")
+    base = config.source.rstrip("/") or str(wine_quality_dir())
     df = pd.concat(
         [read_uci_csv(f"{base}/winequality-{t}.csv", t) for t in WINE_TYPES], ignore_index=True
     )
@@ -42,6 +45,7 @@ def wine_training_data(config: TrainingSourceConfig) -> dg.Output[pd.DataFrame]:
         metadata={
             "dagster/column_schema": table_schema(df),
             "source": base,
+            "shipped_copy": base == str(SHIPPED_WINE_QUALITY),
             "rows_by_type": dg.MetadataValue.json(per_type),
             "duplicate_share_red": duplicate_share(df[df["wine_type"] == "red"]),
             "duplicate_share_white": duplicate_share(df[df["wine_type"] == "white"]),

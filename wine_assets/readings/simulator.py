@@ -5,7 +5,10 @@ reading updater, plus system B's drift scenarios, against any readings store::
 
     wine-sim [--store URL] seed --barrels 200 [--wine-type white|red|both] [--seed S]
     wine-sim [--store URL] run --interval 10 [--mode normal|noisy|corrupted] [--ticks K]
-                               [--barrels-per-tick M] [--seed S]
+                               [--barrels-per-tick M] [--seed S] [--seed-barrels N]
+
+``run --seed-barrels N`` seeds N white-wine barrels first when the store is empty (what
+``make dev`` does), so one command brings a fresh store to life.
 
 Each tick moves every barrel's *clean* state by a bounded random walk (steps of a small share
 of that wine type's UCI range, clipped to the UCI range so the values stay plausible wine),
@@ -38,7 +41,8 @@ from typing import Literal, TextIO
 
 import numpy as np
 
-from platform_core.settings import data_dir, default_readings_store_url
+from platform_core.errors import exit_on_missing_input
+from platform_core.settings import default_readings_store_url
 from wine_assets.features import FEATURES, WINE_TYPES
 from wine_assets.readings.schema import Reading
 from wine_assets.readings.store import ReadingsStore, open_store
@@ -47,7 +51,6 @@ __all__ = [
     "MODES",
     "UCI_RANGES",
     "apply_mode",
-    "default_data_dir",
     "default_store_url",
     "main",
     "seed_store",
@@ -103,10 +106,6 @@ def default_store_url() -> str:
     return os.environ.get("WINE_READINGS_STORE") or default_readings_store_url()
 
 
-def default_data_dir() -> Path:
-    return data_dir()
-
-
 def barrel_id(i: int, n: int) -> str:
     """``barrel-0001``…; wider when there are more than 9999 barrels, so ids sort."""
     return f"barrel-{i:0{max(4, len(str(n)))}d}"
@@ -131,7 +130,7 @@ def seed_store(
     types = WINE_TYPES if wine_type == "both" else (wine_type,)
     if not set(types) <= set(WINE_TYPES):
         raise ValueError(f"wine_type must be red, white or both, got {wine_type!r}")
-    frame = read_uci(data_dir or default_data_dir())
+    frame = read_uci(data_dir)
     frame = frame[frame["wine_type"].isin(types)].reset_index(drop=True)
     rows = rng.choice(len(frame), size=n, replace=n > len(frame))
     temperatures = rng.uniform(12.0, 16.0, size=n)
@@ -249,6 +248,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ticks", type=_positive_int, default=None, help="stop after K ticks")
     run.add_argument("--barrels-per-tick", type=_positive_int, default=None)
     run.add_argument("--seed", type=int, default=None)
+    run.add_argument(
+        "--seed-barrels",
+        type=_positive_int,
+        default=None,
+        help="when the store is empty, seed this many white-wine barrels first",
+    )
     return parser
 
 
@@ -283,11 +288,27 @@ class _Progress:
             self.update(text)
 
 
-def _run(store: ReadingsStore, args: argparse.Namespace) -> int:
+def _seed(store: ReadingsStore, url: str, barrels: int, wine_type: str, seed: int | None) -> None:
+    readings = seed_store(store, barrels, np.random.default_rng(seed), wine_type)
+    print(
+        f"seeded {len(readings)} {wine_type} barrels ({readings[0].barrel_id} … "
+        f"{readings[-1].barrel_id}) into {url} (seq {readings[0].seq}…{readings[-1].seq})",
+        file=sys.stderr,
+    )
+
+
+def _run(store: ReadingsStore, url: str, args: argparse.Namespace) -> int:
     store.create()
+    if store.count() == 0 and args.seed_barrels:
+        _seed(store, url, args.seed_barrels, "white", args.seed)
     if store.count() == 0:
         print("wine-sim: the store has no barrels; run `wine-sim seed` first", file=sys.stderr)
         return 2
+    print(
+        f"wine-sim: moving {store.count()} barrels' readings in {url} every {args.interval:g} s "
+        f"(mode {args.mode}); Ctrl-C stops",
+        file=sys.stderr,
+    )
     rng = np.random.default_rng(args.seed)
     stop = threading.Event()
     previous = None
@@ -324,6 +345,7 @@ def _run(store: ReadingsStore, args: argparse.Namespace) -> int:
     return 0
 
 
+@exit_on_missing_input
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``wine-sim``; the exit status."""
     args = _parser().parse_args(argv)
@@ -335,15 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with store:
         if args.command == "seed":
-            rng = np.random.default_rng(args.seed)
-            readings = seed_store(store, args.barrels, rng, args.wine_type, default_data_dir())
-            print(
-                f"seeded {len(readings)} {args.wine_type} barrels into {url} "
-                f"(seq {readings[0].seq}…{readings[-1].seq})",
-                file=sys.stderr,
-            )
+            _seed(store, url, args.barrels, args.wine_type, args.seed)
             return 0
-        return _run(store, args)
+        return _run(store, url, args)
 
 
 if __name__ == "__main__":
