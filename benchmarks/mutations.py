@@ -1,7 +1,8 @@
 """Mutation check: break the code that guards data on purpose and see which tests notice.
 
 Each mutation is a text substitution in one module that guards data (model registry, raw
-landing, promotion, model store, row-count check, barrel sensor). The script copies the
+landing, promotion, model store, row-count check, barrel sensor; barrel snapshot, readings
+store, drop sensor). The script copies the
 repository into a temporary folder, applies one mutation at a time there (never in the working
 tree: others may be editing it), runs only the tests that claim the guarded behaviour, and
 reports which of them failed. A mutation is *caught* when at least one of its tests fails.
@@ -127,6 +128,42 @@ MUTATIONS = [
         "    if m[SCORE] >= m[BASELINE_SCORE]:\n",
         "    if m[SCORE] > m[BASELINE_SCORE]:\n",
         ("tests/core/test_promotion.py",),
+    ),
+    # Beyond issue 18's table: the other modules that guard data.
+    Mutation(
+        "snapshot_scores_quarantined_readings",
+        "barrel predictions score readings the snapshot quarantined",
+        "wine_assets/quality/snapshot.py",
+        "    todo = window[~held] if held.any() else window",
+        "    todo = window",
+        (
+            "tests/wine/test_wine_graph.py::"
+            "test_corrupted_readings_fail_the_range_check_and_are_quarantined",
+        ),
+    ),
+    Mutation(
+        "sqlite_older_score_replaces_newer",
+        "the SQLite readings store lets an older reading's score replace a newer one's",
+        "wine_assets/readings/sqlite_store.py",
+        '    + " WHERE excluded.reading_seq >= predictions.reading_seq"\n',
+        '    + ""\n',
+        ("tests/wine/test_readings_store.py::test_older_prediction_does_not_replace_newer",),
+    ),
+    Mutation(
+        "dynamodb_older_score_replaces_newer",
+        "the DynamoDB readings store lets an older reading's score replace a newer one's",
+        "wine_assets/readings/dynamodb_store.py",
+        'ConditionExpression="attribute_not_exists(#r) OR #r <= :r",',
+        'ConditionExpression="attribute_not_exists(#r) OR #r <= :r OR #r > :r",',
+        ("tests/wine/test_readings_store.py::test_older_prediction_does_not_replace_newer",),
+    ),
+    Mutation(
+        "drop_cursor_ignores_mtime",
+        "the drop sensor's cursor keeps only a file's size: a same-size rewrite is never read",
+        "wine_assets/profiles/drop.py",
+        '        base = f"{self.size}-{self.mtime_ns}"\n',
+        '        base = f"{self.size}"\n',
+        ("tests/wine/test_profiles_sensor.py",),
     ),
 ]
 
