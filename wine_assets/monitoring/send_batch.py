@@ -2,7 +2,7 @@
 
     wine-send-batch normal|noisy|corrupted [--rows N] [--url URL] [--seed S] [--chunk C]
 
-Rows are drawn from the training data (UCI red + white under ``PLATFORM_DATA_DIR``):
+Rows are drawn from the training data (UCI red + white: ``PLATFORM_DATA_DIR`` or the shipped copy):
 
 - ``normal``: N training rows as they are;
 - ``noisy``: the first half of the N rows, + N(0.1, 0.01) on every feature;
@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import requests
 
-from platform_core.settings import data_dir
 from wine_assets.features import FEATURES, read_uci
 from wine_assets.readings.simulator import MODES, apply_mode
 
@@ -35,7 +34,7 @@ def make_batch(
         raise ValueError(f"kind must be one of {MODES}, got {kind!r}")
     if rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
-    uci = read_uci(data or data_dir())
+    uci = read_uci(data)
     rng = np.random.default_rng(seed)
     picked = uci.iloc[rng.choice(len(uci), size=rows, replace=rows > len(uci))]
     if kind == "noisy":
