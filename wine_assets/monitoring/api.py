@@ -4,8 +4,12 @@
 
 ``POST /predict`` (one wine), ``POST /batch`` (many), ``GET /barrels/{id}/quality`` (the
 barrel's current reading from the readings store), ``GET /health``, ``GET /`` (a form for
-people), ``/openapi.json`` and ``/docs``. Every answer is in the prediction log before it is
-sent (see ``service``); a bad body gets a 422 naming each bad field.
+people), ``GET /reports`` (the drift reports in platform storage, newest first) and
+``GET /reports/{hour}/{positions}`` (one, self-contained HTML: the Dagster UI links there),
+``/openapi.json``, ``/docs`` and ``/redoc`` (Swagger UI and ReDoc served from the installed
+``fastapi-offline`` package, not a CDN: they work without internet). Every answer is in the
+prediction log before it is sent (see ``service``); a bad body gets a 422 naming each bad
+field. It prints where it serves, and logs each request (uvicorn's access log, INFO).
 
 Bodies are parsed by hand rather than by a pydantic model so that the one validation of a wine
 (``wine_input.parse_wine``, i.e. the readings' ``parse_reading``) applies; the OpenAPI schema
@@ -13,17 +17,23 @@ is generated from the same bounds.
 """
 
 import argparse
+import html
 import json
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
+import dagster as dg
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 
 from platform_core.model_store import ModelStoreResource
+from platform_core.storage import PlatformStorage
+from wine_assets.monitoring.assets import REPORT_PREFIX, is_report_address, summary_keys
 from wine_assets.monitoring.page import PAGE_HTML
 from wine_assets.monitoring.prediction_log import (
     LogUnavailableError,
@@ -115,7 +125,7 @@ def create_app(
             if on_shutdown is not None:
                 on_shutdown()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # a FastAPI app whose /docs and /redoc use local files, not a CDN
         title="Wine quality prediction service",
         version="1",
         description="Predicted quality (0-10) and whether a wine is good (>= 6) from the "
@@ -174,6 +184,7 @@ def create_app(
         body = {
             "request_id": request_id,
             "model_version": scored.model_version,
+            "logged_at": scored.logged_at.isoformat(),
             "predictions": [scored.item(i) for i in range(len(wines))],
         }
         return _json(body, request_id=request_id)
@@ -224,7 +235,65 @@ def create_app(
     async def page() -> HTMLResponse:
         return HTMLResponse(PAGE_HTML)
 
+    storage: PlatformStorage = model_store.storage
+
+    @app.get("/reports", response_class=HTMLResponse, summary="Drift reports, newest first")
+    async def reports() -> HTMLResponse:
+        return HTMLResponse(await run_in_threadpool(_reports_page, storage))
+
+    @app.get(
+        "/reports/{hour}/{positions}",
+        response_class=HTMLResponse,
+        summary="One drift report (Eurybia's self-contained HTML)",
+    )
+    async def report(hour: str, positions: str) -> Response:
+        if not is_report_address(hour, positions):
+            raise WineValidationError(
+                [{"loc": ["path"], "field": "hour/positions", "type": "value_error",
+                  "msg": "expected /reports/YYYY-MM-DDTHH00Z/FIRST-LAST (or .../hour)"}]
+            )  # fmt: skip
+        key = f"{REPORT_PREFIX}/{hour}/{positions}/report.html"
+        if not await run_in_threadpool(storage.exists, key):
+            return _json({"detail": f"no drift report {hour}/{positions}"}, 404)
+        return HTMLResponse(await run_in_threadpool(storage.read_bytes, key))
+
     return app
+
+
+#: Reports listed on /reports (the newest).
+REPORTS_LISTED = 500
+
+
+def _reports_page(storage: PlatformStorage) -> str:
+    """An HTML table of the newest drift reports, linked."""
+    rows = []
+    for key in reversed(summary_keys(storage)[-REPORTS_LISTED:]):
+        s = json.loads(storage.read_bytes(key))
+        hour, label = key.split("/")[-3:-1]
+        auc = s.get("drift_auc")
+        link = (
+            f'<a href="/reports/{hour}/{label}">report</a>'
+            if storage.exists(key.replace("summary.json", "report.html"))
+            else "not compared"
+        )
+        rows.append(
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+                s.get("partition", hour), s.get("positions") or "whole hour", s.get("rows"),
+                f"{auc:.3f}" if auc is not None else "-", s.get("model_version", "-"),
+                s.get("last_logged_at") or "-",
+            )) + f"<td>{link}</td></tr>"
+        )  # fmt: skip
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("hour (UTC)", "positions", "rows", "drift AUC", "model", "last row", "")
+    )
+    body = "\n".join(rows) or '<tr><td colspan="7">no drift report yet</td></tr>'
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Wine drift reports</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;"
+        "text-align:left}</style></head><body><h1>Wine drift reports</h1>"
+        f"<table><tr>{head}</tr>\n{body}</table></body></html>"
+    )
 
 
 def app_from_env() -> FastAPI:
@@ -238,22 +307,48 @@ def app_from_env() -> FastAPI:
     return create_app(model_store, prediction_log, readings, on_shutdown=stack.close)
 
 
+def _masked(dsn: str) -> str:
+    """A DSN without its password (printed on start)."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+
+
+def banner(host: str, port: int, log_dsn: str) -> str:
+    """What ``wine-api`` prints on start: where it serves, what it logs to, how to stop."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    url = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    return (
+        f"wine-api: serving the champion wine model on {url} (bound to {host})\n"
+        f"  page {url}/   API docs {url}/docs   drift reports {url}/reports\n"
+        f"  prediction log: {_masked(log_dsn)}\n"
+        "  stop with Ctrl+C (SIGINT or SIGTERM); one access-log line per request follows"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wine-api", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--quiet", action="store_true", help="warnings only: no start-up lines, no access log"
+    )
     args = parser.parse_args(argv)
     import uvicorn
 
+    from wine_assets.monitoring.resources import prediction_log_resource
+
+    if not args.quiet:
+        dsn = prediction_log_resource().dsn
+        dsn = dsn.get_value() or "" if isinstance(dsn, dg.EnvVar) else dsn
+        print(banner(args.host, args.port, dsn), flush=True)
     uvicorn.run(
         "wine_assets.monitoring.api:app_from_env",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        access_log=False,
-        log_level="warning",
+        access_log=not args.quiet,
+        log_level="warning" if args.quiet else "info",
         proxy_headers=False,  # served directly (or behind a proxy that sets no headers we use)
         server_header=False,
     )

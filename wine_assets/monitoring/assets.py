@@ -1,13 +1,24 @@
-"""``wine_drift_report``: one Eurybia drift report per hour of the prediction log.
+"""``wine_drift_report``: one Eurybia drift report per burst of predictions, filed by hour.
 
-Each hourly partition compares the predictions logged in its window with the training data
-the champion learned from, writes Eurybia's HTML report and a small JSON summary to platform
-storage, and plots the drift AUC of the recent windows (system B's monitoring page). The
-current hour is a partition too (``end_offset=1``): the sensor refreshes it as rows arrive.
+The partitions are the UTC hours that hold predictions (``YYYY-MM-DD-HH:00``, dynamic: the
+drift sensor adds an hour when its first rows are reported, so there is no partition for an
+hour without predictions, at most 8 760 a year). A sensor run carries the log positions it
+reports in the ``wine/drift_positions`` tag (``first-last``, inclusive): its report compares
+only those rows of its hour (the rows new since the previous report) with the training data
+the champion learned from, so a batch sent after another one in the same hour gets a report
+of its own. A run without the tag (launched by hand, a backfill) reports every row of its hour.
+
+Each report writes Eurybia's self-contained HTML report and a JSON summary to
+``monitoring/wine_drift/<hour>/<first>-<last>/`` (``.../hour/`` for a whole hour) and
+``<hour>/latest.json`` (the hour's newest report), and plots the drift AUC of the recent
+reports (system B's monitoring page). The metadata's ``report`` is a link to ``wine-api``'s
+``/reports/<hour>/<first>-<last>`` (``WINE_API_URL``), which serves it from storage.
 """
 
 import json
-from datetime import UTC, datetime
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -17,55 +28,151 @@ from platform_core.model_store import ModelStoreResource
 from platform_core.storage import PlatformStorage
 from wine_assets.monitoring.drift import DRIFT_COLUMNS, compare, drift_frame
 from wine_assets.monitoring.prediction_log import PredictionLogResource
+from wine_assets.monitoring.report_html import external_resources
 from wine_assets.monitoring.thresholds import DriftThresholds, Thresholds
 from wine_assets.quality import model as wine_model
 from wine_assets.quality.snapshot import MODEL_NAME
 
 GROUP = "wine_monitoring"
 REPORT_PREFIX = "monitoring/wine_drift"
-drift_partitions = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", end_offset=1)
+#: The UTC hours holding predictions; the drift sensor adds them.
+drift_partitions = dg.DynamicPartitionsDefinition(name="wine_drift_hours")
+HOUR_KEY_FORMAT = "%Y-%m-%d-%H:00"
+#: Run tag naming the log positions a report covers: ``first-last``, both included.
+POSITIONS_TAG = "wine/drift_positions"
+#: Label of a report over every row of its hour (a run without POSITIONS_TAG).
+WHOLE_HOUR = "hour"
+_HOUR_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}00Z$")
+_LABEL = re.compile(r"^(?:[1-9]\d*-[1-9]\d*|hour)$")
+
+
+def hour_key(ts: datetime) -> str:
+    """The partition of a moment: its UTC hour, ``YYYY-MM-DD-HH:00``."""
+    return ts.astimezone(UTC).strftime(HOUR_KEY_FORMAT)
+
+
+def hour_window(key: str) -> tuple[datetime, datetime]:
+    """``[start, end)`` of an hour partition."""
+    start = datetime.strptime(key, HOUR_KEY_FORMAT).replace(tzinfo=UTC)
+    return start, start + timedelta(hours=1)
+
+
+def hour_folder_name(start: datetime) -> str:
+    """An hour's folder name in storage and in ``/reports`` URLs (no ``:``)."""
+    return f"{start.astimezone(UTC):%Y-%m-%dT%H%MZ}"
 
 
 def window_folder(start: datetime) -> str:
-    """Storage folder of one window's files (no ``:`` in keys)."""
-    return f"{REPORT_PREFIX}/{start.astimezone(UTC):%Y-%m-%dT%H%MZ}"
+    """Storage folder of one hour's reports."""
+    return f"{REPORT_PREFIX}/{hour_folder_name(start)}"
 
 
-def summary_key(start: datetime) -> str:
-    return f"{window_folder(start)}/summary.json"
+def report_folder(start: datetime, label: str) -> str:
+    """Storage folder of one report: its hour, then its positions (or ``hour``)."""
+    return f"{window_folder(start)}/{label}"
+
+
+def latest_key(start: datetime) -> str:
+    return f"{window_folder(start)}/latest.json"
+
+
+def is_report_address(hour_folder: str, label: str) -> bool:
+    """Whether ``/reports/<hour_folder>/<label>`` names a report (nothing else is read)."""
+    return bool(_HOUR_FOLDER.match(hour_folder) and _LABEL.match(label))
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Log positions ``first..last`` (both included) that one report covers."""
+
+    first: int
+    last: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.first}-{self.last}"
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """``(after, upto]`` as ``PredictionLog.window`` takes them."""
+        return self.first - 1, self.last
+
+    @classmethod
+    def parse(cls, tag: str | None) -> "Positions | None":
+        if not tag:
+            return None
+        match = re.fullmatch(r"(\d+)-(\d+)", tag.strip())
+        if not match or not 1 <= int(match[1]) <= int(match[2]):
+            raise ValueError(f"{POSITIONS_TAG}: expected FIRST-LAST positions, got {tag!r}")
+        return cls(int(match[1]), int(match[2]))
+
+
+def report_label(tags: dict[str, str]) -> str:
+    """Which report of its hour a run writes: its positions, or the whole hour."""
+    positions = Positions.parse(tags.get(POSITIONS_TAG))
+    return positions.label if positions else WHOLE_HOUR
 
 
 class DriftReportConfig(dg.Config):
     min_rows: int = Field(
-        default=30, description="Below this many logged rows the window is not compared."
+        default=30, description="Below this many logged rows the report does not compare."
     )
     max_rows: int = Field(
         default=100_000, description="Eurybia's sample size for the drift classifier."
     )
-    history_windows: int = Field(default=168, description="Windows shown in the AUC plot.")
+    history_windows: int = Field(default=168, description="Reports shown in the AUC plot.")
 
 
-def read_summary(storage: PlatformStorage, start: datetime) -> dict | None:
-    key = summary_key(start)
+class WineApiResource(dg.ConfigurableResource):
+    """Where a browser reaches ``wine-api`` (WINE_API_URL): report links point there."""
+
+    url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL of the prediction service as the Dagster UI's user opens it.",
+    )
+
+    def report_url(self, start: datetime, label: str) -> str:
+        return f"{self.url.rstrip('/')}/reports/{hour_folder_name(start)}/{label}"
+
+
+def read_summary(
+    storage: PlatformStorage, start: datetime, label: str | None = None
+) -> dict | None:
+    """The summary of one report of the hour starting at ``start``; without ``label``, of
+    the hour's newest report."""
+    key = f"{report_folder(start, label)}/summary.json" if label else latest_key(start)
     return json.loads(storage.read_bytes(key)) if storage.exists(key) else None
 
 
-def _history(storage: PlatformStorage, limit: int) -> pd.DataFrame:
+def _report_order(key: str) -> tuple[str, int]:
+    """Summary keys in time order: hour folder, then first position (whole hour last)."""
+    hour, label = key.split("/")[-3:-1]
+    return hour, int(label.split("-")[0]) if label != WHOLE_HOUR else 2**62
+
+
+def summary_keys(storage: PlatformStorage) -> list[str]:
+    """Every report's summary key, oldest first."""
     keys = [k for k in storage.list_keys(REPORT_PREFIX) if k.endswith("/summary.json")]
-    rows = [json.loads(storage.read_bytes(k)) for k in keys[-limit:]]
-    frame = pd.DataFrame(rows, columns=["window_start", "drift_auc", "rows"])
-    frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
-    return frame.dropna(subset=["drift_auc"]).sort_values("window_start")
+    return sorted((k for k in keys if len(k.split("/")) >= 4), key=_report_order)
+
+
+def _history(storage: PlatformStorage, limit: int) -> pd.DataFrame:
+    rows = [json.loads(storage.read_bytes(k)) for k in summary_keys(storage)[-limit:]]
+    frame = pd.DataFrame(rows, columns=["window_start", "last_logged_at", "drift_auc", "rows"])
+    frame["at"] = pd.to_datetime(
+        frame["last_logged_at"].fillna(frame["window_start"]), utc=True, format="ISO8601"
+    )
+    return frame.dropna(subset=["drift_auc"]).sort_values("at")
 
 
 def auc_plot(history: pd.DataFrame, thresholds: Thresholds, title: str) -> dg.MetadataValue:
-    """Drift AUC per window with the WARN/ERROR thresholds (system B's monitoring graph)."""
+    """Drift AUC per report with the WARN/ERROR thresholds (system B's monitoring graph)."""
     from platform_core.plots import figure_markdown, pyplot
 
     plt = pyplot()  # Agg backend, imported in the step, not when the code location loads
 
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.plot(history["window_start"], history["drift_auc"], marker="o", lw=1.2)
+    ax.plot(history["at"], history["drift_auc"], marker="o", lw=1.2)
     ax.axhline(thresholds.auc_warn, color="orange", ls="--", lw=1, label="WARN")
     ax.axhline(thresholds.auc_error, color="red", ls="--", lw=1, label="ERROR")
     ax.axhline(0.5, color="grey", lw=0.8)
@@ -80,8 +187,9 @@ def auc_plot(history: pd.DataFrame, thresholds: Thresholds, title: str) -> dg.Me
     kinds={"eurybia", "pandas", "html"},
     partitions_def=drift_partitions,
     deps=[dg.AssetKey("wine_quality_model_candidate")],
-    description="Eurybia SmartDrift of the predictions logged in each hour against the "
-    "training data: drift AUC, per-feature tests, prediction shift, HTML report.",
+    description="Eurybia SmartDrift of logged predictions against the training data: one "
+    "report per burst of new predictions (the sensor's runs, tag wine/drift_positions) or per "
+    "whole hour (a run by hand); drift AUC, per-feature tests, prediction shift, HTML report.",
 )
 def wine_drift_report(
     context: dg.AssetExecutionContext,
@@ -91,24 +199,48 @@ def wine_drift_report(
     model_store: ModelStoreResource,
     storage: PlatformStorage,
     drift_thresholds: DriftThresholds,
+    wine_api: WineApiResource,
 ) -> dg.MaterializeResult:
-    window = context.partition_time_window
+    start, end = hour_window(context.partition_key)
+    positions = Positions.parse(context.run.tags.get(POSITIONS_TAG))
+    label = positions.label if positions else WHOLE_HOUR
     with prediction_log.open() as log:
-        logged = log.window(window.start, window.end)
+        logged = log.window(start, end, positions.bounds if positions else None)
+    covered = (
+        f"positions {positions.first}-{positions.last} of the hour"
+        if positions
+        else "every row of the hour"
+    )
     summary: dict = {
         "partition": context.partition_key,
-        "window_start": window.start.isoformat(),
-        "window_end": window.end.isoformat(),
+        "report": label,
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "positions": positions.label if positions else None,
         "rows": len(logged),
-        "max_position": int(logged["position"].max()) if len(logged) else 0,
+        "first_position": int(logged["position"].min()) if len(logged) else None,
+        "last_position": int(logged["position"].max()) if len(logged) else None,
+        "first_logged_at": logged["logged_at"].min().isoformat() if len(logged) else None,
+        "last_logged_at": logged["logged_at"].max().isoformat() if len(logged) else None,
+        "run_id": context.run.run_id,
     }
     metadata: dict = {
         "rows": len(logged),
-        "window": f"{window.start.isoformat()} - {window.end.isoformat()}",
+        "covers": covered,
+        "positions": summary["positions"] or "",
+        "logged_between": f"{summary['first_logged_at']} - {summary['last_logged_at']}",
+        "window": f"{start.isoformat()} - {end.isoformat()}",
     }
+    folder = report_folder(start, label)
+
+    def keep(summary: dict) -> None:
+        data = json.dumps(summary).encode()
+        storage.write_bytes(f"{folder}/summary.json", data)
+        storage.write_bytes(latest_key(start), data)
+
     if len(logged) < config.min_rows:
         summary["drift_auc"] = None
-        storage.write_bytes(summary_key(window.start), json.dumps(summary).encode())
+        keep(summary)
         context.log.info(f"{len(logged)} rows < min_rows {config.min_rows}: not compared")
         return dg.MaterializeResult(metadata={**metadata, "compared": False})
 
@@ -117,10 +249,13 @@ def wine_drift_report(
         drift_frame(logged),
         drift_frame(wine_training_data),
         wine_model.from_files(files),
-        title=f"Wine prediction drift {context.partition_key} UTC",
+        title=f"Wine prediction drift {context.partition_key} UTC ({covered})",
         sample_size=config.max_rows,
     )
-    report = storage.write_bytes(f"{window_folder(window.start)}/report.html", result.report_html)
+    report = storage.write_bytes(f"{folder}/report.html", result.report_html)
+    offline = not external_resources(result.report_html.decode("utf-8"))
+    if not offline:
+        context.log.warning("the HTML report still loads files from the internet")
     t = drift_thresholds.values()
     rejected = result.rejected(t.alpha)
     summary |= {
@@ -132,9 +267,10 @@ def wine_drift_report(
         "tests": result.tests["testname"].to_dict(),
         "model_version": champion.version,
         "report_uri": report.uri,
+        "report_url": wine_api.report_url(start, label),
         "computed_at": datetime.now(UTC).isoformat(),
     }
-    storage.write_bytes(summary_key(window.start), json.dumps(summary).encode())
+    keep(summary)
     history = _history(storage, config.history_windows)
     tests = dg.MetadataValue.table(
         records=[
@@ -159,11 +295,11 @@ def wine_drift_report(
             ]
         ),
     )
-    report_link = (
-        dg.MetadataValue.url(report.uri)
-        if storage.is_s3
-        else dg.MetadataValue.path(str(storage.path(f"{window_folder(window.start)}/report.html")))
-    )
+    report_file = (
+        dg.MetadataValue.url(report.uri) if storage.is_s3 else dg.MetadataValue.path(
+            str(storage.path(f"{folder}/report.html"))
+        )
+    )  # fmt: skip
     return dg.MaterializeResult(
         metadata={
             **metadata,
@@ -180,8 +316,10 @@ def wine_drift_report(
             "model_versions_logged": dg.MetadataValue.json(
                 sorted(int(v) for v in logged["model_version"].unique())
             ),
-            "report": report_link,
+            "report": dg.MetadataValue.url(wine_api.report_url(start, label)),
+            "report_file": report_file,
             "report_bytes": report.size_bytes,
-            "drift_auc_history": auc_plot(history, t, f"drift AUC, last {len(history)} windows"),
+            "report_offline": offline,
+            "drift_auc_history": auc_plot(history, t, f"drift AUC, last {len(history)} reports"),
         }
     )

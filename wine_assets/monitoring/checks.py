@@ -1,7 +1,9 @@
-"""Alerts on each drift report window: drift AUC and the share of drifting features.
+"""Alerts on each drift report: drift AUC and the share of drifting features.
 
-Both checks are partitioned like the report and read the window's summary written by the
-asset, so a check always judges its own window. Severity follows the thresholds crossed
+Both checks are partitioned like the report and read the summary the asset wrote: in a run
+that carries ``wine/drift_positions`` (the sensor's), the summary of those positions, so a
+check always judges the report of its own run; in a run without it (by hand), the hour's
+newest report. Severity follows the thresholds crossed
 (``DriftThresholds``): below WARN passes; WARN..ERROR fails as WARN; above ERROR fails as
 ERROR. System B's batches: ``normal`` passes; ``corrupted`` (three features far outside the
 training ranges) fails the AUC check as ERROR; ``noisy`` (+N(0.1, 0.01) on every feature)
@@ -12,7 +14,14 @@ also fails it as ERROR on the 11-feature model: +0.1 moves density (sd 0.003) an
 import dagster as dg
 
 from platform_core.storage import PlatformStorage
-from wine_assets.monitoring.assets import drift_partitions, read_summary, wine_drift_report
+from wine_assets.monitoring.assets import (
+    POSITIONS_TAG,
+    Positions,
+    drift_partitions,
+    hour_window,
+    read_summary,
+    wine_drift_report,
+)
 from wine_assets.monitoring.drift import DRIFT_COLUMNS, rejected_features
 from wine_assets.monitoring.thresholds import DriftThresholds
 
@@ -23,6 +32,18 @@ def _severity(value: float, warn: float, error: float) -> tuple[bool, dg.AssetCh
     return value < warn, dg.AssetCheckSeverity.WARN
 
 
+def _summary(context: dg.AssetCheckExecutionContext, storage: PlatformStorage) -> dict | None:
+    """The report this check judges: its run's positions, else the hour's newest."""
+    positions = Positions.parse(context.run.tags.get(POSITIONS_TAG))
+    start, _ = hour_window(context.partition_key)
+    return read_summary(storage, start, positions.label if positions else None)
+
+
+def _covers(summary: dict) -> str:
+    positions = summary.get("positions")
+    return f" (positions {positions})" if positions else " (whole hour)"
+
+
 def _not_compared(summary: dict | None) -> dg.AssetCheckResult | None:
     if summary is not None and summary.get("drift_auc") is not None:
         return None
@@ -30,7 +51,7 @@ def _not_compared(summary: dict | None) -> dg.AssetCheckResult | None:
     return dg.AssetCheckResult(
         passed=True,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"not evaluated: {rows} logged rows in the window, too few to compare",
+        description=f"not evaluated: {rows} logged rows in the report, too few to compare",
         metadata={"rows": rows},
     )
 
@@ -38,7 +59,7 @@ def _not_compared(summary: dict | None) -> dg.AssetCheckResult | None:
 @dg.asset_check(
     asset=wine_drift_report,
     partitions_def=drift_partitions,
-    description="Drift AUC of the window below the WARN / ERROR thresholds "
+    description="Drift AUC of the report below the WARN / ERROR thresholds "
     "(DRIFT_AUC_WARN, DRIFT_AUC_ERROR; 0.5 = indistinguishable from training data).",
 )
 def drift_auc_below_threshold(
@@ -46,7 +67,7 @@ def drift_auc_below_threshold(
     storage: PlatformStorage,
     drift_thresholds: DriftThresholds,
 ) -> dg.AssetCheckResult:
-    summary = read_summary(storage, context.partition_time_window.start)
+    summary = _summary(context, storage)
     skipped = _not_compared(summary)
     if skipped is not None:
         return skipped
@@ -57,9 +78,9 @@ def drift_auc_below_threshold(
         passed=passed,
         severity=severity,
         description=f"drift AUC {auc:.3f} (WARN from {t.auc_warn:g}, ERROR from {t.auc_error:g})"
-        f" over {summary['rows']} logged predictions",
+        f" over {summary['rows']} logged predictions{_covers(summary)}",
         metadata={"drift_auc": auc, "rows": summary["rows"], "auc_warn": t.auc_warn,
-                  "auc_error": t.auc_error},
+                  "auc_error": t.auc_error, "positions": summary.get("positions") or ""},
     )  # fmt: skip
 
 
@@ -74,7 +95,7 @@ def drifting_features_share(
     storage: PlatformStorage,
     drift_thresholds: DriftThresholds,
 ) -> dg.AssetCheckResult:
-    summary = read_summary(storage, context.partition_time_window.start)
+    summary = _summary(context, storage)
     skipped = _not_compared(summary)
     if skipped is not None:
         return skipped
@@ -85,7 +106,8 @@ def drifting_features_share(
     return dg.AssetCheckResult(
         passed=passed,
         severity=severity,
-        description=f"{len(rejected)} of {len(DRIFT_COLUMNS)} features drift (p < {t.alpha:g})",
+        description=f"{len(rejected)} of {len(DRIFT_COLUMNS)} features drift (p < {t.alpha:g})"
+        f"{_covers(summary)}",
         metadata={"share": share, "drifting": dg.MetadataValue.json(rejected)},
     )
 

@@ -9,24 +9,31 @@ import dagster as dg
 from platform_core.run_tags import BACKGROUND, lane_tags
 from wine_assets.monitoring.assets import wine_drift_report
 from wine_assets.monitoring.checks import drift_checks
-from wine_assets.monitoring.resources import drift_sensor_settings, prediction_log_resource
+from wine_assets.monitoring.resources import (
+    drift_sensor_settings,
+    prediction_log_resource,
+    wine_api_resource,
+)
 from wine_assets.monitoring.sensor import build_drift_sensor
 from wine_assets.monitoring.thresholds import drift_thresholds
 
 drift_job = dg.define_asset_job(
     "wine_drift_report_job",
     selection=dg.AssetSelection.assets(wine_drift_report),
-    description="Compare one hour of logged predictions with the training data (Eurybia).",
+    description="Compare logged predictions with the training data (Eurybia): the positions "
+    "in the run's wine/drift_positions tag, or every row of the partition's hour.",
     tags=lane_tags(BACKGROUND),
 )
 
 
 def monitoring_resources() -> dict:
-    """Prediction log (PREDICTION_LOG_DSN), drift thresholds and the sensor's trigger."""
+    """Prediction log (PREDICTION_LOG_DSN), drift thresholds, the sensor's trigger and where
+    the report links point (WINE_API_URL)."""
     return {
         "prediction_log": prediction_log_resource(),
         "drift_thresholds": drift_thresholds(),
         "drift_sensor_settings": drift_sensor_settings(),
+        "wine_api": wine_api_resource(),
     }
 
 

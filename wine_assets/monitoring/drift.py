@@ -11,7 +11,9 @@ scatter zips the test kinds present (only "K-Smirnov" here) with two marker symb
 ``strict=True``. ``_Plotter`` pads the test table with one placeholder row of the other kind
 for that one plot and removes the placeholder point from the figure afterwards, so the report
 is exactly what a fixed Eurybia draws. The report's density curves are drawn from at most
-``KDE_MAX_ROWS`` rows per dataset; every figure and test in the asset uses all rows.
+``KDE_MAX_ROWS`` rows per dataset; every figure and test in the asset uses all rows. The
+report is self-contained (``report_html``): Eurybia's CDN scripts and stylesheets are inlined
+from the installed packages, so it opens without internet (~9 MB, plotly.js being 4.8 MB).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from wine_assets.features import FEATURES
+from wine_assets.monitoring.report_html import self_contained
 from wine_assets.quality import model as wine_model
 from wine_assets.quality.model import WINE_TYPE_CODES, WINE_TYPE_FEATURE, PackedForest
 
@@ -175,7 +178,8 @@ def compare(
                 title_description=f"{len(current)} logged predictions vs {len(baseline)} "
                 "training rows",
             )
-            html = out.read_bytes()
+            # Eurybia links its scripts and stylesheets from CDNs: inline them (works offline)
+            html = self_contained(out.read_text(encoding="utf-8")).encode("utf-8")
     return DriftResult(
         auc=float(sd.auc),
         rows_baseline=len(baseline),

@@ -145,12 +145,17 @@ class PredictionLog(ABC):
     #: SQL truncating ``logged_at`` to its UTC hour (backend-specific).
     _hour_expr = ""
 
-    def window(self, start: datetime, end: datetime) -> pd.DataFrame:
-        """Every row logged in ``[start, end)``, ordered by position."""
+    def window(
+        self, start: datetime, end: datetime, positions: tuple[int, int] | None = None
+    ) -> pd.DataFrame:
+        """Every row logged in ``[start, end)``, ordered by position; with ``positions =
+        (after, upto)`` only those in ``(after, upto]`` (the rows new since a report)."""
+        after, upto = positions if positions is not None else (-1, 2**62)
         rows = self._query(
             f"SELECT position, {', '.join(COLUMNS)} FROM {TABLE} "
-            "WHERE logged_at >= ? AND logged_at < ? ORDER BY position",
-            [self._ts(start), self._ts(end)],
+            "WHERE logged_at >= ? AND logged_at < ? AND position > ? AND position <= ? "
+            "ORDER BY position",
+            [self._ts(start), self._ts(end), after, upto],
         )
         frame = pd.DataFrame(rows, columns=["position", *COLUMNS])
         frame[list(FEATURES)] = frame[list(FEATURES)].astype("float64")

@@ -11,6 +11,7 @@ from platform_core.settings import (
     platform_home,
     setting,
 )
+from wine_assets.monitoring.assets import WineApiResource
 from wine_assets.monitoring.prediction_log import PredictionLogResource
 from wine_assets.readings.resource import ReadingsStoreResource
 
@@ -25,12 +26,23 @@ def prediction_log_resource() -> PredictionLogResource:
 
 
 class DriftSensorSettings(dg.ConfigurableResource):
-    """When the drift sensor asks for a report (DRIFT_REPORT_MIN_ROWS / _MAX_WAIT_S)."""
+    """When the drift sensor asks for a report over the rows new since the last one."""
 
-    min_rows: int = Field(default=1000, description="Request a report once this many rows are new.")
+    min_rows: int = Field(
+        default=100,
+        description="A burst of at least this many new rows gets its report once it is over "
+        "(no new row for quiet_s).",
+    )
+    quiet_s: int = Field(
+        default=15, description="A burst is over once no row came for this long (seconds)."
+    )
+    max_rows: int = Field(
+        default=5000,
+        description="Steady traffic that never pauses: report once this many rows are new.",
+    )
     max_wait_s: int = Field(
         default=3600,
-        description="…or once the oldest unreported row has waited this long (seconds).",
+        description="…and any new rows, however few, once the oldest has waited this long.",
     )
     settle_s: int = Field(
         default=10,
@@ -41,9 +53,20 @@ class DriftSensorSettings(dg.ConfigurableResource):
 
 def drift_sensor_settings() -> DriftSensorSettings:
     return DriftSensorSettings(
-        min_rows=int_setting("DRIFT_REPORT_MIN_ROWS", 1000),
+        min_rows=int_setting("DRIFT_REPORT_MIN_ROWS", 100),
+        quiet_s=int_setting("DRIFT_REPORT_QUIET_S", 15),
+        max_rows=int_setting("DRIFT_REPORT_MAX_ROWS", 5000),
         max_wait_s=int_setting("DRIFT_REPORT_MAX_WAIT_S", 3600),
     )
+
+
+def default_wine_api_url() -> str:
+    return "http://127.0.0.1:8000"
+
+
+def wine_api_resource() -> WineApiResource:
+    """WINE_API_URL: where the Dagster UI's user reaches wine-api (the report links)."""
+    return WineApiResource(url=setting("WINE_API_URL", default_wine_api_url()))
 
 
 def service_resources() -> tuple[ModelStoreResource, PredictionLogResource, ReadingsStoreResource]:

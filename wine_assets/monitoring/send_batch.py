@@ -10,12 +10,17 @@ Rows are drawn from the training data (UCI red + white: ``PLATFORM_DATA_DIR`` or
 
 The transformations are the readings simulator's (``apply_mode``), so ``wine-sim`` and this
 tool produce the same scenarios. Wines go to ``POST /batch`` in chunks of ``--chunk``.
+
+It says on stderr where it sends and, once answered, which drift report partition (the UTC
+hour the rows were logged in) the drift sensor will file them under; stdout is one JSON line
+(``sent``, ``answered``, ``requests``, ``drift_partitions``, …).
 """
 
 import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,7 @@ import numpy as np
 import requests
 
 from wine_assets.features import FEATURES, read_uci
+from wine_assets.monitoring.assets import hour_key
 from wine_assets.readings.simulator import MODES, apply_mode
 
 
@@ -49,7 +55,7 @@ def make_batch(
 
 def send(wines: list[dict[str, Any]], url: str, chunk: int = 1000) -> dict[str, Any]:
     """POST ``wines`` to ``{url}/batch`` in chunks; raises on the first failed chunk."""
-    answered, request_ids, qualities = 0, [], []
+    answered, request_ids, qualities, hours = 0, [], [], []
     with requests.Session() as session:
         for start in range(0, len(wines), chunk):
             response = session.post(f"{url.rstrip('/')}/batch", json=wines[start : start + chunk])
@@ -58,11 +64,15 @@ def send(wines: list[dict[str, Any]], url: str, chunk: int = 1000) -> dict[str, 
             body = response.json()
             answered += len(body["predictions"])
             request_ids.append(body["request_id"])
+            if "logged_at" in body:
+                hour = hour_key(datetime.fromisoformat(body["logged_at"]))
+                hours += [hour] if hour not in hours else []
             qualities += [p["predicted_quality"] for p in body["predictions"]]
     return {
         "sent": len(wines),
         "answered": answered,
         "requests": len(request_ids),
+        "drift_partitions": hours,
         "mean_predicted_quality": float(np.mean(qualities)) if qualities else None,
         "good_share": float(np.mean(np.array(qualities) >= 6)) if qualities else None,
     }
@@ -76,13 +86,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
     parser.add_argument("--chunk", type=int, default=1000, help="wines per POST /batch")
     args = parser.parse_args(argv)
+    url = args.url.rstrip("/")
     try:
-        summary = send(make_batch(args.kind, args.rows, args.seed), args.url, args.chunk)
+        wines = make_batch(args.kind, args.rows, args.seed)
+        chunks = -(-len(wines) // args.chunk)
+        say(f"sending {len(wines)} {args.kind} wines to {url}/batch in {chunks} request(s) "
+            "(Ctrl+C stops; the requests already answered stay logged)")  # fmt: skip
+        summary = send(wines, url, args.chunk)
     except (RuntimeError, OSError, requests.RequestException, ValueError) as exc:
         print(f"wine-send-batch: {exc}", file=sys.stderr)
         return 1
+    hours = ", ".join(summary["drift_partitions"]) or "?"
+    say(
+        f"{summary['answered']} answered and logged. wine_drift_sensor reports them once no "
+        f"new row came for DRIFT_REPORT_QUIET_S (15 s by default): Dagster UI > asset "
+        f"wine_drift_report, partition {hours}; the reports are listed at {url}/reports"
+    )
     print(json.dumps({"kind": args.kind, **summary}))
     return 0
+
+
+def say(message: str) -> None:
+    print(f"wine-send-batch: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
