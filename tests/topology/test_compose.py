@@ -171,6 +171,9 @@ def test_production_instance_config_is_valid(monkeypatch):
     assert {"key": "platform/lane", "value": "background", "limit": 1} in limits
     assert config["run_monitoring"]["enabled"] is True
     assert config["run_retries"]["max_retries"] == 1
+    # A PostgreSQL restart can fail a step (its event write gives up): that run is retried too
+    # (test_topology.py's restart scenario requires the retry to succeed).
+    assert config["run_retries"]["retry_on_asset_or_op_failure"] is True
     assert config["compute_logs"]["class"] == "S3ComputeLogManager"
     assert "postgres" in config["storage"]
 

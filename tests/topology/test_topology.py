@@ -119,18 +119,27 @@ def test_daemon_killed_while_readings_change_scores_every_change_exactly_once(to
     assert all(status == "SUCCESS" for _, _, status in sensor_runs(topology))
 
 
-def test_postgres_restart_during_a_run_fails_or_retries_visibly_nothing_twice(topology):
+#: dagster-postgres retries a refused connection 5 times, backing off exponentially from
+#: 0.2 s: 11.4 s (±1 s of jitter) in all. A write the run worker starts early in a 20 s outage
+#: fails for good; the run worker writes events from the moment the run is STARTED.
+OUTAGE_S = 20
+
+
+def test_postgres_restart_during_a_run_succeeds_or_its_retry_does(topology):
+    """PostgreSQL goes away for longer than Dagster's storage retries a connection, just as a
+    run starts writing its events. What docker/dagster.yaml promises (run_retries): the run
+    rides the outage out, or it fails visibly and its one retry succeeds; no event is stored
+    twice in either run; the webserver answers again after at most one error."""
     run_id = topology.launch("beer", "punkapi_full_crawl", BEER_FAST)
     wait_for(
         lambda: topology.sql("SELECT status FROM runs WHERE run_id = %s", run_id) == [("STARTED",)],
         120,
         "the run to start",
     )
-    time.sleep(3)  # inside a step
     worker_log = topology.artifacts / "code-beer.log"  # the run worker is the code server's child
     logged_before = worker_log.stat().st_size
-    topology.postgres.stop()
-    time.sleep(2)  # writes fail while the database is down
+    topology.postgres.stop()  # while the run worker writes its first steps' events
+    time.sleep(OUTAGE_S)
     topology.postgres.start()
     restarted_at = time.time()
     # The webserver keeps a pooled connection (dagster-webserver's optimize_for_webserver):
@@ -141,66 +150,80 @@ def test_postgres_restart_during_a_run_fails_or_retries_visibly_nothing_twice(to
         answers.append(requests.get(f"{topology.webserver_url}/runs", timeout=30).status_code)
         return answers[-1] == 200
 
-    wait_for(page_served, 30, "the webserver serving pages again")
+    wait_for(page_served, 60, "the webserver serving pages again")
     assert answers.count(500) <= 1, answers
 
-    final = wait_for(lambda: finished_family(topology, run_id), 240, "the run and its retries")
-    statuses = dict(final)
-    if statuses[run_id] == "FAILURE":  # visibly: the failure is in the run's events
-        (failures,) = topology.sql(
-            "SELECT count(*) FROM event_logs WHERE run_id = %s "
-            "AND dagster_event_type = ANY(%s) AND event LIKE %s",
-            run_id,
-            stored_kinds("RUN_FAILURE", "STEP_FAILURE", "ENGINE_EVENT"),
-            "%fail%",
-        )[0]
-        assert failures >= 1
-    else:  # it rode out the outage: still running across it, and its record is whole
-        (ended,) = topology.sql("SELECT end_time FROM runs WHERE run_id = %s", run_id)[0]
-        assert ended > restarted_at, "the run had finished before the restart"
-        kinds = topology.sql(
-            "SELECT DISTINCT dagster_event_type FROM event_logs WHERE run_id = %s", run_id
-        )
-        whole = stored_kinds("RUN_START", "STEP_SUCCESS", "ASSET_MATERIALIZATION", "RUN_SUCCESS")
-        assert set(whole) <= {k for (k,) in kinds}
+    # A retry is launched by the daemon after the failure is stored (or after run monitoring
+    # finds a worker that died without storing it: poll_interval_seconds 30).
+    final = wait_for(lambda: finished_family(topology, run_id), 420, "the run and its retries")
     with open(worker_log, "rb") as log:  # which way it went, for people reading artifacts
         log.seek(logged_before)
-        retried = b"Retrying failed database connection" in log.read()
-    (topology.artifacts / "postgres-restart.txt").write_text(
-        f"run {run_id}: {statuses[run_id]}; attempts {final}; "
-        f"worker retried its writes: {retried}; webserver answers {answers}\n"
+        gave_up = b"too many retries for DB connection" in log.read()
+    times = topology.sql(
+        "SELECT run_id, status, create_timestamp, start_time, end_time FROM runs "
+        "WHERE run_id = ANY(%s) ORDER BY id",
+        [rid for rid, _ in final],
     )
-    for rid in statuses:
+    (topology.artifacts / "postgres-restart.txt").write_text(
+        f"run {run_id}, {OUTAGE_S} s outage, database back at {restarted_at:.1f}: "
+        f"a worker write gave up: {gave_up}; webserver answers {answers}; runs (id, status, "
+        f"created, started, ended): {times}\n"
+    )
+    statuses = [status for _, status in final]
+    assert statuses in (["SUCCESS"], ["FAILURE", "SUCCESS"]), final
+    if statuses == ["SUCCESS"]:  # it rode out the outage: running across it, record whole
+        (ended,) = topology.sql("SELECT end_time FROM runs WHERE run_id = %s", run_id)[0]
+        assert ended > restarted_at, "the run had finished before the restart"
+        assert {"RUN_START", "STEP_SUCCESS", "ASSET_MATERIALIZATION", "RUN_SUCCESS"} <= kinds_of(
+            topology, run_id
+        )
+    else:  # visibly: the failed run's own record says so; the retry is the daemon's, and whole
+        assert "RUN_FAILURE" in kinds_of(topology, run_id)
+        retry_id = final[1][0]
+        tags = dict(topology.sql("SELECT key, value FROM run_tags WHERE run_id = %s", retry_id))
+        assert tags.get("dagster/retry_number") == "1", tags
+        assert tags.get("dagster/parent_run_id") == run_id, tags
+        assert {"RUN_START", "STEP_SUCCESS", "RUN_SUCCESS"} <= kinds_of(topology, retry_id)
+    # between them, every asset of the job was materialized
+    materialized = topology.sql(
+        "SELECT DISTINCT asset_key FROM event_logs WHERE run_id = ANY(%s) "
+        "AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+        [rid for rid, _ in final],
+    )
+    assert {k for (k,) in materialized} >= {'["beers_clean"]', '["ibu_predictions"]'}
+    for rid, _ in final:
         twice = topology.sql(
             "SELECT dagster_event_type, step_key, asset_key, partition, count(*) "
             "FROM event_logs WHERE run_id = %s AND dagster_event_type = ANY(%s) "
             "GROUP BY 1, 2, 3, 4 HAVING count(*) > 1",
             rid,
             stored_kinds(
-                "ASSET_MATERIALIZATION", "STEP_SUCCESS", "RUN_START", "RUN_SUCCESS", "RUN_FAILURE"
+                "ASSET_MATERIALIZATION",
+                "STEP_START",
+                "STEP_SUCCESS",
+                "STEP_FAILURE",
+                "RUN_START",
+                "RUN_SUCCESS",
+                "RUN_FAILURE",
             ),
         )
         assert twice == [], f"recorded twice in {rid}: {twice}"
-    (rows,) = topology.sql("SELECT count(*) FROM runs WHERE run_id = %s", run_id)[0]
-    assert rows == 1
-    # however it went, the platform is usable again: the last attempt or a new run succeeds
-    if final[-1][1] != "SUCCESS":
-        assert topology.wait_run(launch_after_restart(topology)) == "SUCCESS"
+        (rows,) = topology.sql("SELECT count(*) FROM runs WHERE run_id = %s", rid)[0]
+        assert rows == 1
 
 
-def launch_after_restart(topology: Topology) -> str:
-    """A new beer run launched through the webserver after a PostgreSQL restart. The webserver
-    keeps one pool per storage (runs, events, schedules) without a liveness ping, so the first
-    launch can meet the event log's stale connection once (seen when the run failed under load
-    and no event had been written through that pool since the restart); a second must work."""
-    from dagster_graphql import DagsterGraphQLClientError
+def kinds_of(topology: Topology, run_id: str) -> set[str]:
+    """The event types stored for ``run_id``, under their names (``RUN_START``, not the stored
+    ``PIPELINE_START``)."""
+    from dagster import DagsterEventType
 
-    try:
-        return topology.launch("beer", "punkapi_full_crawl", BEER_FAST)
-    except DagsterGraphQLClientError as exc:
-        if "server closed the connection" not in str(exc):
-            raise
-        return topology.launch("beer", "punkapi_full_crawl", BEER_FAST)
+    stored = {
+        k
+        for (k,) in topology.sql(
+            "SELECT DISTINCT dagster_event_type FROM event_logs WHERE run_id = %s", run_id
+        )
+    }
+    return {t.name for t in DagsterEventType if t.value in stored}
 
 
 def finished_family(topology: Topology, run_id: str) -> list[tuple[str, str]] | None:
