@@ -2,7 +2,7 @@
 
 Each mutation is a text substitution in one module that guards data (model registry, raw
 landing, promotion, model store, row-count check, barrel sensor; barrel snapshot, readings
-store, drop sensor). The script copies the
+store, drop sensor; production's run retries). The script copies the
 repository into a temporary folder, applies one mutation at a time there (never in the working
 tree: others may be editing it), runs only the tests that claim the guarded behaviour, and
 reports which of them failed. A mutation is *caught* when at least one of its tests fails.
@@ -164,6 +164,15 @@ MUTATIONS = [
         '        base = f"{self.size}-{self.mtime_ns}"\n',
         '        base = f"{self.size}"\n',
         ("tests/wine/test_profiles_sensor.py",),
+    ),
+    Mutation(
+        "run_retries_skip_step_failures",
+        "production does not retry a run whose step failed (e.g. its event write met a "
+        "PostgreSQL restart)",
+        "docker/dagster.yaml",
+        "  retry_on_asset_or_op_failure: true\n",
+        "  retry_on_asset_or_op_failure: false\n",
+        ("tests/topology/test_compose.py::test_production_instance_config_is_valid",),
     ),
 ]
 
