@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from tests.polling import wait_for
 from tests.wine.conftest import reading
 from tests.wine.wine_service import WINE, copy_storage, predict, running_service
 from wine_assets.features import FEATURES
+from wine_assets.monitoring.assets import report_folder
 from wine_assets.monitoring.prediction_log import open_log
 from wine_assets.monitoring.service import ChampionCache, PredictionBatcher, new_request_id
 from wine_assets.quality.snapshot import MODEL_NAME
@@ -187,7 +189,56 @@ def test_health_and_openapi_schema(service):
     props = wine["schema"]["properties"]
     assert props["ph"]["minimum"] == 2.0 and props["ph"]["maximum"] == 5.0
     assert wine["schema"]["additionalProperties"] is False
-    assert requests.get(f"{url}/docs", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_load_their_scripts_from_the_service_not_a_cdn(service, page):
+    """/docs opened blank without internet: Swagger UI came from a CDN (the browser test in
+    test_monitoring_page renders it with the network cut)."""
+    url, _ = service
+    response = requests.get(f"{url}{page}", timeout=10)
+    assert response.status_code == 200
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", response.text)
+    assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))], assets
+    for asset in assets:
+        assert requests.get(f"{url}{asset}", timeout=10).status_code == 200, asset
+
+
+def test_batch_answer_names_when_it_was_logged(service):
+    url, log_dsn = service
+    body = requests.post(f"{url}/batch", json=[WINE], timeout=10).json()
+    rows = logged(log_dsn)
+    (row,) = rows[rows["request_id"] == body["request_id"]].itertuples()
+    assert datetime.fromisoformat(body["logged_at"]) == row.logged_at
+
+
+def test_reports_are_listed_and_served_from_storage(champion_storage, tmp_path):
+    """The Dagster UI links each report to /reports/<hour>/<positions>; /reports lists them."""
+    storage = copy_storage(champion_storage, tmp_path / "storage")
+    hour = datetime(2026, 3, 4, 10, tzinfo=UTC)
+    html = b"<!doctype html><title>report 1-500</title>"
+    summary = {"partition": "2026-03-04-10:00", "positions": "1-500", "rows": 500,
+               "drift_auc": 0.52, "model_version": 1}  # fmt: skip
+    storage.write_bytes(f"{report_folder(hour, '1-500')}/report.html", html)
+    storage.write_bytes(
+        f"{report_folder(hour, '1-500')}/summary.json", json.dumps(summary).encode()
+    )
+    storage.write_bytes(
+        f"{report_folder(hour, '501-520')}/summary.json",
+        json.dumps({**summary, "positions": "501-520", "rows": 20, "drift_auc": None}).encode(),
+    )
+    with running_service(storage, f"sqlite:///{tmp_path / 'log.db'}") as url:
+        response = requests.get(f"{url}/reports/2026-03-04T1000Z/1-500", timeout=10)
+        assert response.status_code == 200 and response.content == html
+        assert response.headers["content-type"].startswith("text/html")
+        listing = requests.get(f"{url}/reports", timeout=10).text
+        assert 'href="/reports/2026-03-04T1000Z/1-500"' in listing and "0.520" in listing
+        assert listing.index("501-520") < listing.index("1-500")  # newest first
+        assert "not compared" in listing
+        missing = requests.get(f"{url}/reports/2026-03-04T1000Z/501-520", timeout=10)
+        assert missing.status_code == 404
+        for bad in ("2026-03-04T1000Z/..%2F..%2Fregistry", "x/1-500", "2026-03-04T1000Z/0-5"):
+            assert requests.get(f"{url}/reports/{bad}", timeout=10).status_code in (404, 422)
 
 
 def test_a_new_champion_is_served_without_a_restart(champion_storage, tmp_path):
@@ -266,11 +317,21 @@ def test_wine_api_command_binds_loopback_and_takes_its_settings_from_the_environ
         )  # fmt: skip
         assert sent.returncode == 0, sent.stderr
         assert '"answered": 40' in sent.stdout and '"requests": 3' in sent.stdout
+        # it says where it sends, and under which drift report partition the rows will be
+        assert f"to {url}/batch" in sent.stderr and "Ctrl+C" in sent.stderr
+        (hour,) = json.loads(sent.stdout)["drift_partitions"]
+        assert f"partition {hour}" in sent.stderr and f"{url}/reports" in sent.stderr
     finally:
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
     # uvicorn shuts down gracefully, then re-raises the signal it caught (exit by SIGTERM)
     assert proc.returncode in (0, -signal.SIGTERM) and "Traceback" not in output, output
+    # on start it says where it serves and how to stop; then one access-log line per request
+    assert f"serving the champion wine model on {url}" in output, output
+    assert f"API docs {url}/docs" in output and "Ctrl+C" in output
+    assert log_dsn in output  # no password in a SQLite DSN to mask
+    assert output.count('"POST /batch HTTP/1.1" 200') == 3, output
+    assert '"GET /health HTTP/1.1" 200' in output
     rows = logged(log_dsn)
     assert len(rows) == 40 and rows["request_id"].nunique() == 3
     assert (rows["alcohol"] == 20.0).all() and (rows["volatile_acidity"] > 3.0).all()
