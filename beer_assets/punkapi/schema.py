@@ -244,7 +244,11 @@ def load_dump(path: str | Path) -> list[dict[str, Any]]:
     try:
         data = json.loads(dump_path.read_bytes())
     except FileNotFoundError as exc:
-        raise DumpError(f"beer dump not found: {dump_path}") from exc
+        raise DumpError(
+            f"beer dump not found: {dump_path} (setting PUNK_API_URL, default "
+            "$PLATFORM_DATA_DIR/punkapi/beers.json). Fix: `make data` fetches it (npm package "
+            "punkapi-db@2.6.0), or point PUNK_API_URL at a dump or at the API"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise DumpError(f"cannot read beer dump {dump_path}: {exc}") from exc
     if not isinstance(data, list):
