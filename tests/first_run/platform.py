@@ -263,3 +263,66 @@ def screenshot_lineage(page, ui_url: str, path: Path) -> None:
     page.get_by_text("ibu_predictions", exact=True).first.wait_for(timeout=60_000)
     time.sleep(1)
     page.screenshot(path=str(path))
+
+
+def profiled_days(platform: RunningPlatform) -> set[str]:
+    return {m["partition"] for m in platform.materialized("sensor_profile_assignments")}
+
+
+def bring_up(platform: RunningPlatform, timeout_s: float = 600.0) -> dict[str, float]:
+    """Wait for every domain's outputs, taking the walkthrough's one action (one normal batch)
+    as soon as a wine champion serves; seconds from Dagster up to each output.
+
+    Outputs: beers_clean and ibu_predictions materialized (beer), a wine champion registered,
+    a barrel reading written after it scored, profile assignments for every generated day,
+    a drift report materialized after the batch was sent.
+    """
+    wait_until(lambda: ui_up(platform), 300, "both code locations", on_poll=platform.watch)
+    up = time.monotonic()
+    seconds: dict[str, float] = {"dagster_up": up - platform.started}
+    state: dict = {}
+
+    def beer() -> bool:
+        return all(platform.materialized(a) for a in ("beers_clean", "ibu_predictions"))
+
+    def champion() -> bool:
+        if platform.registry("wine_quality").champion() is None:
+            return False
+        state["seq_at_champion"] = max_seq(platform)
+        state["batch_sent_ms"] = time.time() * 1000
+        send_normal_batch(platform)
+        return True
+
+    def scored() -> bool:
+        return "seq_at_champion" in state and scored_after_champion(
+            platform, state["seq_at_champion"]
+        )
+
+    def profiles() -> bool:
+        return len(profiled_days(platform)) >= SYNTHETIC_DAYS
+
+    def drift() -> bool:
+        return "batch_sent_ms" in state and any(
+            float(m["timestamp"]) >= state["batch_sent_ms"]
+            for m in platform.materialized("wine_drift_report")
+        )
+
+    waiting = {
+        "beer": beer,
+        "wine_champion": champion,
+        "barrels_scored": scored,
+        "profiles": profiles,
+        "drift_report": drift,
+    }
+    deadline = up + timeout_s
+    while waiting and time.monotonic() < deadline:
+        platform.watch()
+        for name, ready in list(waiting.items()):
+            if ready():
+                seconds[name] = time.monotonic() - up
+                del waiting[name]
+        time.sleep(2.0)
+    if waiting:
+        raise TimeoutError(f"after {timeout_s:g}s still waiting for {sorted(waiting)}")
+    seconds["all_domains"] = max(v for k, v in seconds.items() if k != "dagster_up")
+    return seconds

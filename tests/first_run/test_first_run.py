@@ -8,7 +8,7 @@ sensor profiles for the generated month, a drift report for the batch, every che
 leave no process behind.
 """
 
-import time
+import json
 
 import pytest
 
@@ -17,14 +17,11 @@ from tests.conftest import REPO_ROOT, free_port
 from tests.first_run.platform import (
     DOCUMENTED_WARNINGS,
     SYNTHETIC_DAYS,
+    bring_up,
     leftovers,
-    max_seq,
+    profiled_days,
     running_platform,
-    scored_after_champion,
     screenshot_lineage,
-    send_normal_batch,
-    ui_up,
-    wait_until,
 )
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "first_run"
@@ -50,66 +47,16 @@ def test_make_dev_on_a_fresh_machine_brings_every_domain_to_life(tmp_path):
     with running_platform(
         tmp_path, free_port(), free_port(), ARTIFACTS / "platform-dev.log"
     ) as platform:
-        watch = platform.watch
-        wait_until(lambda: ui_up(platform), 240, "both code locations", on_poll=watch)
-
-        # Beer: raw → cleaned → candidate (promoted by its blocking check) → predictions.
-        wait_until(
-            lambda: (
-                platform.materialized("beers_clean") and platform.materialized("ibu_predictions")
-            ),
-            400,
-            "beers_clean and ibu_predictions",
-            on_poll=watch,
-        )
+        seconds = bring_up(platform)
+        (ARTIFACTS / "milestones.json").parent.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "milestones.json").write_text(json.dumps(seconds, indent=2))
         assert platform.registry("beer_ibu").champion() is not None
-
-        # Wine: a champion from the shipped UCI files, then barrels scored after it.
-        champion = wait_until(
-            lambda: platform.registry("wine_quality").champion(),
-            400,
-            "a wine champion",
-            on_poll=watch,
-        )
-        assert champion.status == "champion"
-        seq_at_champion = max_seq(platform)
-        wait_until(
-            lambda: scored_after_champion(platform, seq_at_champion),
-            120,
-            f"a prediction for a reading written after seq {seq_at_champion}",
-            on_poll=watch,
-        )
-
-        # Sensor profiles for every day of the generated month.
-        def profiled_days() -> set:
-            return {m["partition"] for m in platform.materialized("sensor_profile_assignments")}
-
-        wait_until(
-            lambda: len(profiled_days()) >= SYNTHETIC_DAYS,
-            400,
-            "profile assignments",
-            on_poll=watch,
-        )
-        temps = platform.asset("sensor_temperatures")["assetMaterializations"]
-        assert temps, "sensor_temperatures never materialized"
-
-        # Drift: the walkthrough's one action, and its report without waiting an hour.
-        sent_at = time.time() * 1000
-        send_normal_batch(platform)
-        report = wait_until(
-            lambda: [
-                m
-                for m in platform.materialized("wine_drift_report")
-                if float(m["timestamp"]) >= sent_at
-            ],
-            300,
-            "a drift report for the normal batch",
-            on_poll=watch,
-        )
+        assert platform.registry("wine_quality").champion().status == "champion"
+        assert len(profiled_days(platform)) >= SYNTHETIC_DAYS
+        assert platform.materialized("sensor_temperatures")
         drift_checks = platform.checks("wine_drift_report")
         assert drift_checks and all(s == "SUCCEEDED" for s, _ in drift_checks.values()), (
-            report,
-            drift_checks,
+            drift_checks
         )
 
         seen = assert_checks_passed(platform)
@@ -121,6 +68,6 @@ def test_make_dev_on_a_fresh_machine_brings_every_domain_to_life(tmp_path):
             page = browser.new_page(viewport={"width": 1500, "height": 1300})
             screenshot_lineage(page, platform.ui_url, ARTIFACTS / "asset-lineage.png")
         assert (ARTIFACTS / "asset-lineage.png").stat().st_size > 10_000
-        watch()
+        platform.watch()
     assert platform.proc.returncode == 0
     assert not leftovers(platform), "processes left after Ctrl-C"
