@@ -68,6 +68,8 @@ bench: setup
 	$(BIN)/python benchmarks/reading_latency.py --json bench-results/reading_latency.json
 	$(BIN)/python benchmarks/batch_scoring.py --json bench-results/batch_scoring.json
 	$(BIN)/python benchmarks/sensor_profiles.py --json bench-results/sensor_profiles.json
+	$(BIN)/python benchmarks/first_run.py --json bench-results/first_run.json
+	$(BIN)/python benchmarks/mutations.py --json bench-results/mutations.json
 
 clean:
 	rm -rf $(VENV) .dagster_home .platform

@@ -70,4 +70,10 @@ def test_make_dev_on_a_fresh_machine_brings_every_domain_to_life(tmp_path):
         assert (ARTIFACTS / "asset-lineage.png").stat().st_size > 10_000
         platform.watch()
     assert platform.proc.returncode == 0
+    console = (ARTIFACTS / "platform-dev.log").read_text()
+    assert f"Dagster UI        {platform.ui_url}" in console
+    assert f"Wine API          {platform.api_url}" in console
+    assert "Ctrl-C stops everything." in console
+    assert " - DEBUG - " not in console, "the console shows DEBUG run events"
+    assert "will not be used" not in console
     assert not leftovers(platform), "processes left after Ctrl-C"
