@@ -4,7 +4,9 @@ Seeds ``--rows`` barrels into a fresh SQLite readings store (UCI rows, resampled
 promotes a champion, materializes one snapshot partition, then times materializing
 ``barrel_quality_predictions`` for it (``rows_per_s``: load snapshot, find changed barrels,
 predict, write predictions back to the store and to parquet) and ``wine_model.predict`` on
-the same rows in the same process (``bare_rows_per_s``). Goal: ratio >= 0.8.
+the same rows in the same process (``bare_rows_per_s``: the forest's own ``predict`` behind
+it). Goal: ratio >= 0.8. ``load_s``: reading the champion's files with their sha256 check and
+loading them (skops), imports already done; goal <= 1 s.
 
 With ``--repeats N`` both sides run N times, alternating (a repeat re-scores the same partition:
 the store then updates its predictions instead of inserting them), and each side's best time
@@ -96,7 +98,7 @@ def measure(rows: int, batch: int, repeats: int) -> dict:
             raise_on_error=True,
         )
         snap_path = f"tables/wine_sensor_snapshot/{key}.parquet"
-        asset_times, bare_times = [], []
+        asset_times, bare_times, load_times = [], [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
             result = dg.materialize(
@@ -111,8 +113,11 @@ def measure(rows: int, batch: int, repeats: int) -> dict:
             del result
             snap = storage.read_parquet(snap_path)
             t0 = time.perf_counter()  # the bare model: load the champion's files and predict
-            wine_model.predict(wine_model.from_files(registry.verify(mv)), snap)
+            loaded = wine_model.from_files(registry.verify(mv))
+            load_times.append(time.perf_counter() - t0)
+            wine_model.predict(loaded, snap)
             bare_times.append(time.perf_counter() - t0)
+            del loaded
             del snap
         asset_s, bare_s = min(asset_times), min(bare_times)
     return {
@@ -125,9 +130,10 @@ def measure(rows: int, batch: int, repeats: int) -> dict:
         "ratio": round(bare_s / asset_s, 3),
         "asset_runs_s": [round(t, 3) for t in asset_times],
         "bare_runs_s": [round(t, 3) for t in bare_times],
+        "load_s": round(min(load_times), 3),
         "seed_s": round(seed_s, 3),
-        "goal": "rows_per_s / bare_rows_per_s >= 0.8",
-        "goal_met": bare_s / asset_s >= 0.8,
+        "goal": "rows_per_s / bare_rows_per_s >= 0.8; load_s <= 1",
+        "goal_met": bare_s / asset_s >= 0.8 and min(load_times) <= 1.0,
     }
 
 

@@ -1,4 +1,4 @@
-"""Wine quality model: Cortez metrics, duplicate-aware folds, JSON-only files, candidate vs A.
+"""Wine quality model: Cortez metrics, duplicate-aware folds, safe files, candidate vs A.
 
 Fast on purpose (few trees, one repeat); the full 20x5 comparison is benchmarks/wine_model.py.
 """
@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
+from sklearn.linear_model import LinearRegression
 
 from wine_assets.features import read_uci
 from wine_assets.quality import model as wq
@@ -102,20 +104,30 @@ def test_two_specs_are_scored_on_the_same_folds(subset: pd.DataFrame) -> None:
     assert np.isfinite(a["predictions"]).all()  # every row predicted exactly once per repeat
 
 
-def test_packed_forest_matches_scikit_learn(subset: pd.DataFrame) -> None:
+def test_forest_walk_and_library_predict_agree(subset: pd.DataFrame) -> None:
+    """Up to _FEW_ROWS rows the numpy walk over the copied node arrays answers, above it the
+    forest's own predict: the same numbers either way, for the mean, P(good) and the median."""
     for spec in (SMALL_CANDIDATE, SMALL_SYSTEM_B):
         x = wq.design_matrix(spec, subset)
         estimator = wq.make_estimator(spec).fit(x, wq.target(spec, subset))
         packed = wq.PackedForest.from_sklearn(estimator)
-        big = np.tile(x, (3000 // len(x) + 1, 1))  # also the multi-threaded walk
-        for rows in (x, big, x[:1]):
-            outputs = packed.tree_outputs(rows).mean(axis=0)
-            expected = (
-                estimator.predict_proba(rows) if spec.is_classifier else estimator.predict(rows)
-            )
-            np.testing.assert_allclose(
-                outputs.reshape(expected.shape), expected, rtol=0, atol=1e-12
-            )
+        key = "proba" if spec.is_classifier else "mean"
+        expected = estimator.predict_proba(x)[:, 1] if spec.is_classifier else estimator.predict(x)
+        assert len(x) > wq._FEW_ROWS
+        for rows in (slice(0, 1), slice(0, wq._FEW_ROWS), slice(None)):  # walk, walk, library
+            got = packed.outputs(x[rows], [key])[key]
+            np.testing.assert_allclose(got, expected[rows], rtol=0, atol=1e-12)
+    walked = packed.tree_outputs(x[:50])
+    by_tree = packed.tree_outputs(x)[:, :50]  # every tree's own predict_proba
+    np.testing.assert_allclose(walked, by_tree, rtol=0, atol=1e-12)
+    regressor = wq.fit(SMALL_CANDIDATE, subset).parts["all"]
+    x = wq.design_matrix(SMALL_CANDIDATE, subset)
+    np.testing.assert_allclose(
+        regressor.outputs(x[:50], ["median"])["median"],
+        regressor.outputs(x, ["median"])["median"][:50],
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("spec", [SMALL_CANDIDATE, wq.SYSTEM_A_SPEC, SMALL_SYSTEM_B])
@@ -126,34 +138,53 @@ def test_files_round_trip_predicts_identically(
     loaded = wq.from_files(wq.to_files(fitted))
     assert loaded.spec == spec
     run = wq.predict_good_proba if spec.is_classifier else wq.predict
-    assert np.array_equal(run(fitted, wine_df), run(loaded, wine_df))
+    for rows in (wine_df, wine_df.head(100)):  # the forest's predict, the walk
+        assert np.array_equal(run(fitted, rows), run(loaded, rows))
 
 
-def test_files_are_json_and_load_without_pickle(
+def test_files_load_without_pickle_and_only_trusted_types(
     subset: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = {}
-    for spec in (SMALL_CANDIDATE, wq.SYSTEM_A_SPEC):
-        files[spec.name] = wq.to_files(wq.fit(spec, subset))
-        for name, data in files[spec.name].items():
-            assert name.endswith(".json")
-            assert not data.startswith(b"\x80")  # pickle protocol 2+ header
-            json.loads(data)  # every file is plain JSON
+    """JSON and skops files; loading unpickles nothing and refuses a type outside the trusted
+    list, a forest of another class and files of the retired packed-JSON format."""
+    fitted = {spec.name: wq.fit(spec, subset) for spec in (SMALL_CANDIDATE, wq.SYSTEM_A_SPEC)}
+    files = {name: wq.to_files(model) for name, model in fitted.items()}
+    assert set(files[SMALL_CANDIDATE.name]) == {"spec.json", "forest_all.skops"}
+    assert set(files[wq.SYSTEM_A_SPEC.name]) == {"spec.json", "xgb_red.json", "xgb_white.json"}
+    for model_files in files.values():
+        for name, data in model_files.items():
+            if name.endswith(".json"):
+                json.loads(data)
+    numpy_load = np.load
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("pickle used while loading a model")
 
-    for name in ("load", "loads", "Unpickler"):
-        monkeypatch.setattr(pickle, name, refuse)
-    monkeypatch.setattr(np, "load", refuse)
-    for model_files in files.values():
-        wq.predict(wq.from_files(model_files), subset)
+    def load_without_pickle(*args: object, **kwargs: object) -> object:
+        assert kwargs.get("allow_pickle") is False, "np.load may unpickle"
+        return numpy_load(*args, **kwargs)
 
-    forest = json.loads(files[SMALL_CANDIDATE.name]["forest_all.json"])
-    forest["arrays"]["value"]["dtype"] = "|O"
-    tampered = {**files[SMALL_CANDIDATE.name], "forest_all.json": json.dumps(forest).encode()}
-    with pytest.raises(ValueError, match="dtype"):
-        wq.from_files(tampered)
+    with monkeypatch.context() as patch:
+        for name in ("load", "loads", "Unpickler"):
+            patch.setattr(pickle, name, refuse)
+        patch.setattr(np, "load", load_without_pickle)
+        for model_files in files.values():
+            wq.predict(wq.from_files(model_files), subset)
+
+    candidate = files[SMALL_CANDIDATE.name]
+    forest = fitted[SMALL_CANDIDATE.name].parts["all"].forest
+    forest.on_load = os.system  # a callable the file would hand to whoever loads it
+    with pytest.raises(TypeError, match="posix.system"):
+        wq.from_files({**candidate, "forest_all.skops": skops.io.dumps(forest)})
+    other = skops.io.dumps(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]))
+    with pytest.raises(ValueError, match="expected a ExtraTreesRegressor"):
+        wq.from_files({**candidate, "forest_all.skops": other})
+
+    manifest = json.loads(candidate["spec.json"])
+    manifest["format"] = "wine-quality-model/1"
+    old = {**candidate, "spec.json": json.dumps(manifest).encode()}
+    with pytest.raises(ValueError, match="retrain"):
+        wq.from_files(old)
 
 
 def test_candidate_beats_system_a_on_quick_cv(wine_df: pd.DataFrame) -> None:
@@ -180,10 +211,11 @@ def test_predict_clips_and_accepts_both_types(subset: pd.DataFrame) -> None:
 
     fitted = wq.fit(SMALL_CANDIDATE, subset)
     forest = fitted.parts["all"]
+    few = mixed.head(100)  # the walk over the node arrays, whose leaf values are shifted here
     fitted.parts["all"] = replace(forest, value=forest.value + 50.0)
-    assert (wq.predict(fitted, mixed) == 10.0).all()
+    assert (wq.predict(fitted, few) == 10.0).all()
     fitted.parts["all"] = replace(forest, value=forest.value - 50.0)
-    assert (wq.predict(fitted, mixed) == 0.0).all()
+    assert (wq.predict(fitted, few) == 0.0).all()
 
     with pytest.raises(ValueError, match="wine_type"):
         wq.predict(fitted, mixed.assign(wine_type="rose"))

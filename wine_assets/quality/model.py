@@ -9,23 +9,19 @@ with |y - y_hat| <= T for T = 0.25, 0.5, 1.0, on the raw regression output (noth
 per wine type.  ``dedup=True`` keeps identical rows (features + quality) in the same fold: 240
 of the 1599 red rows repeat another row, and a fully grown forest recalls a copy it trained on.
 
-Models are saved as JSON only, never pickle: XGBoost's own JSON, and for scikit-learn forests
-the node arrays (children, feature, threshold, value) as little-endian numbers in a JSON file.
-Forests are converted to that packed form right after fitting, so the code that predicts in
-cross-validation is the code that predicts after loading.
+Models are saved in the libraries' own formats, never pickle: XGBoost's JSON, and scikit-learn
+forests through skops, which builds only the types it is told to trust. A forest's node arrays
+are also copied into flat arrays right after fitting or loading (public attributes only), for
+the small batches where walking them in numpy beats the forest's own predict.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import itertools
 import json
-import os
 import time
-import zlib
+import zipfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +31,10 @@ import pandas as pd
 from platform_core.specs import JsonSpec
 from wine_assets.features import FEATURES, QUALITY_SCALE, TARGET, WINE_TYPES
 
-# scikit-learn and XGBoost (~2 s to import) load where they are used, not with this module:
-# every sensor-triggered run imports the code location, and scoring a few hundred barrels
-# with the numpy walk needs neither.
+# scikit-learn, skops and XGBoost (~2 s to import) load where they are used, not with this
+# module: every sensor-triggered run imports the code location.
 if TYPE_CHECKING:
     from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
-    from sklearn.tree._tree import Tree
     from xgboost import XGBRegressor
 
 #: Wine-type encoding fed to models that train on both types at once.
@@ -69,8 +63,7 @@ FOREST_KINDS = (EXTRA_TREES, RF_CLASSIFIER)
 AGGREGATES = ("mean", "median")
 
 SPEC_FILE = "spec.json"
-FILE_FORMAT = "wine-quality-model/1"
-FOREST_FORMAT = "packed-forest/1"
+FILE_FORMAT = "wine-quality-model/2"
 ALL = "all"
 
 
@@ -175,64 +168,44 @@ SYSTEM_B_SPEC = ModelSpec(
 )
 
 
-# --------------------------------------------------------------------------- packed forests
+# --------------------------------------------------------------------------- forests
 
-#: From this many rows on, trees are walked on every core (the compiled walk releases the GIL).
-_PARALLEL_ROWS = 2048
-#: Up to this many rows the numpy walk over all trees at once is used: fastest below ~20 rows,
-#: and a few hundred barrels (~0.1 s) cost less than importing scikit-learn in a fresh run.
+#: Up to this many rows all trees are walked at once in numpy: fastest below ~20 rows, and a
+#: few hundred barrels (~0.1 s) cost less than 250 calls into scikit-learn. Larger batches go
+#: to the forest's own ``predict``.
 _FEW_ROWS = 512
 
-_ARRAY_DTYPES = {"<i4": np.dtype("<i4"), "<i8": np.dtype("<i8"), "<f8": np.dtype("<f8")}
-
-
-def _encode_array(array: np.ndarray, dtype: str) -> dict[str, Any]:
-    raw = np.ascontiguousarray(array, dtype=_ARRAY_DTYPES[dtype]).tobytes()
-    return {
-        "dtype": dtype,
-        "shape": list(array.shape),
-        "zlib_base64": base64.b64encode(zlib.compress(raw, 6)).decode("ascii"),
-    }
-
-
-def _decode_array(data: dict[str, Any]) -> np.ndarray:
-    """Numbers only: the dtype must be one of three fixed numeric types (no object arrays)."""
-    dtype = _ARRAY_DTYPES.get(data["dtype"])
-    if dtype is None:
-        raise ValueError(f"unsupported array dtype {data['dtype']!r}")
-    raw = zlib.decompress(base64.b64decode(data["zlib_base64"], validate=True))
-    shape = tuple(int(n) for n in data["shape"])
-    if len(raw) != dtype.itemsize * int(np.prod(shape)):
-        raise ValueError(f"array payload of {len(raw)} bytes does not match shape {shape}")
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+#: What a forest's skops file may hold beyond skops's default-trusted types (scikit-learn's
+#: estimators, numpy arrays, builtins): scikit-learn's compiled tree, by the name skops's
+#: ``get_untrusted_types`` reports for it (a name in the file format, not an import). Any
+#: other type in a file is refused before anything is built.
+SKOPS_TRUSTED = ["sklearn.tree._tree.Tree"]
 
 
 @dataclass
 class PackedForest:
-    """All trees of a scikit-learn forest in flat arrays with global node ids.
+    """A fitted scikit-learn forest, and all its trees' nodes in flat arrays (global node ids)
+    for the small-batch walk.
 
-    Saving is six numeric arrays; prediction rebuilds scikit-learn's own trees from them, so
-    outputs equal the fitted forest's exactly (float32 inputs, left when
-    ``x[feature] <= threshold``; leaves carry the tree's output, class fractions for
-    classifiers, normalised as ``predict_proba`` does).
+    The arrays are copied from each tree's public attributes (``tree_.children_left``,
+    ``children_right``, ``feature``, ``threshold``, ``value``): rows go left when
+    ``x[feature] <= threshold`` on float32 inputs, as in scikit-learn; leaves carry the tree's
+    output (class fractions for classifiers, normalised as ``predict_proba`` does).
     """
 
+    forest: ExtraTreesRegressor | RandomForestClassifier
     roots: np.ndarray  # int64 (n_trees,)
     left: np.ndarray  # int32 (n_nodes,), -1 at leaves
     right: np.ndarray  # int32 (n_nodes,), -1 at leaves
     feature: np.ndarray  # int32 (n_nodes,), -1 at leaves
     threshold: np.ndarray  # float64 (n_nodes,)
     value: np.ndarray  # float64 (n_nodes, n_outputs)
-    n_features: int
-    classes: tuple[int, ...] | None = None
-    _sk_trees: list[Tree] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_sklearn(cls, forest: ExtraTreesRegressor | RandomForestClassifier) -> PackedForest:
         """Copy the node arrays of every fitted tree, renumbering nodes globally."""
         roots, lefts, rights, feats, thresholds, values = [], [], [], [], [], []
         offset = 0
-        classifier = hasattr(forest, "classes_")
         for estimator in forest.estimators_:
             tree = estimator.tree_
             leaf = tree.children_left < 0
@@ -242,65 +215,26 @@ class PackedForest:
             feats.append(np.where(leaf, -1, tree.feature))
             thresholds.append(np.where(leaf, 0.0, tree.threshold))
             value = np.asarray(tree.value[:, 0, :], dtype=np.float64)
-            if classifier:
+            if hasattr(forest, "classes_"):
                 norm = value.sum(axis=1, keepdims=True)
-                norm[norm == 0.0] = 1.0
-                value = value / norm
+                value = value / np.where(norm == 0.0, 1.0, norm)
             values.append(value)
             offset += tree.node_count
         return cls(
+            forest=forest,
             roots=np.asarray(roots, dtype=np.int64),
             left=np.concatenate(lefts).astype(np.int32),
             right=np.concatenate(rights).astype(np.int32),
             feature=np.concatenate(feats).astype(np.int32),
             threshold=np.concatenate(thresholds).astype(np.float64),
             value=np.concatenate(values).astype(np.float64),
-            n_features=int(forest.n_features_in_),
-            classes=tuple(int(c) for c in forest.classes_) if classifier else None,
         )
 
-    @property
-    def n_trees(self) -> int:
-        return len(self.roots)
-
-    def _trees(self) -> list[Tree]:
-        """scikit-learn ``Tree`` objects rebuilt from the arrays (cached): their compiled walk
-        releases the GIL and is ~20x faster than walking the flat arrays in numpy.
-
-        Built from numbers only (``Tree.__setstate__`` with a node table), never unpickled.
-        """
-        if self._sk_trees is None:
-            from sklearn.tree._tree import NODE_DTYPE, TREE_LEAF, TREE_UNDEFINED, Tree
-
-            bounds = [*self.roots.tolist(), len(self.left)]
-            n_outputs = self.value.shape[1]
-            classes = np.asarray([len(self.classes) if self.classes else 1], dtype=np.intp)
-            trees = []
-            for start, stop in itertools.pairwise(bounds):
-                n = stop - start
-                nodes = np.zeros(n, dtype=NODE_DTYPE)
-                left, right = self.left[start:stop], self.right[start:stop]
-                leaf = left < 0
-                nodes["left_child"] = np.where(leaf, TREE_LEAF, left - start)
-                nodes["right_child"] = np.where(leaf, TREE_LEAF, right - start)
-                nodes["feature"] = np.where(leaf, TREE_UNDEFINED, self.feature[start:stop])
-                nodes["threshold"] = np.where(leaf, TREE_UNDEFINED, self.threshold[start:stop])
-                value = self.value[start:stop]
-                value = value.reshape(n, 1, n_outputs) if self.classes else value[:, :, None]
-                tree = Tree(self.n_features, classes, 1 if self.classes else n_outputs)
-                tree.__setstate__(
-                    {"max_depth": n, "node_count": n, "nodes": nodes, "values": value.copy()}
-                )
-                trees.append(tree)
-            self._sk_trees = trees
-        return self._sk_trees
-
     def _leaves(self, x32: np.ndarray) -> np.ndarray:
-        """Leaf node id per (tree, row), all trees stepped together one level at a time: for a
-        handful of rows this beats 250 calls into scikit-learn."""
+        """Leaf node id per (tree, row), all trees stepped together one level at a time."""
         n_rows = len(x32)
         node = np.repeat(self.roots, n_rows)
-        row = np.tile(np.arange(n_rows), self.n_trees)
+        row = np.tile(np.arange(n_rows), len(self.roots))
         active = np.flatnonzero(self.left[node] >= 0)
         while active.size:
             current = node[active]
@@ -308,77 +242,37 @@ class PackedForest:
             current = np.where(go_left, self.left[current], self.right[current])
             node[active] = current
             active = active[self.left[current] >= 0]
-        return node.reshape(self.n_trees, n_rows)
+        return node.reshape(len(self.roots), n_rows)
 
     def tree_outputs(self, x: np.ndarray) -> np.ndarray:
         """Every tree's output, shape (n_trees, n_rows, n_outputs)."""
         x32 = np.ascontiguousarray(x, dtype=np.float32)
-        if x32.ndim != 2 or x32.shape[1] != self.n_features:
-            raise ValueError(f"expected {self.n_features} feature columns, got {x32.shape}")
+        if x32.ndim != 2 or x32.shape[1] != self.forest.n_features_in_:
+            raise ValueError(
+                f"expected {self.forest.n_features_in_} feature columns, got {x32.shape}"
+            )
         if len(x32) <= _FEW_ROWS:
             return self.value[self._leaves(x32)]
-        trees = self._trees()
-        n_outputs = self.value.shape[1]
-        out = np.empty((len(trees), len(x32), n_outputs), dtype=np.float64)
+        if hasattr(self.forest, "classes_"):
+            return np.stack([t.predict_proba(x32) for t in self.forest.estimators_])
+        return np.stack([t.predict(x32)[:, None] for t in self.forest.estimators_])
 
-        def walk(i: int) -> None:
-            out[i] = trees[i].predict(x32).reshape(len(x32), n_outputs)
-
-        if len(x32) < _PARALLEL_ROWS:
-            for i in range(len(trees)):
-                walk(i)
-        else:
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                list(pool.map(walk, range(len(trees))))
-        return out
-
-    def to_json_bytes(self) -> bytes:
-        payload = {
-            "format": FOREST_FORMAT,
-            "n_trees": self.n_trees,
-            "n_features": self.n_features,
-            "classes": list(self.classes) if self.classes is not None else None,
-            "arrays": {
-                "roots": _encode_array(self.roots, "<i8"),
-                "left": _encode_array(self.left, "<i4"),
-                "right": _encode_array(self.right, "<i4"),
-                "feature": _encode_array(self.feature, "<i4"),
-                "threshold": _encode_array(self.threshold, "<f8"),
-                "value": _encode_array(self.value, "<f8"),
-            },
+    def outputs(self, x: np.ndarray, aggregates: Sequence[str]) -> dict[str, np.ndarray]:
+        """P(good) under ``proba`` for a classifier, else the trees' outputs combined per
+        aggregate (``mean``: the forest's ``predict``; ``median``)."""
+        classifier = hasattr(self.forest, "classes_")
+        if len(x) > _FEW_ROWS and "median" not in aggregates:
+            x32 = np.asarray(x, dtype=np.float32)
+            if classifier:
+                proba = self.forest.predict_proba(x32)
+                return {"proba": proba[:, list(self.forest.classes_).index(1)]}
+            return dict.fromkeys(aggregates, self.forest.predict(x32))
+        trees = self.tree_outputs(x)
+        if classifier:
+            return {"proba": trees.mean(axis=0)[:, list(self.forest.classes_).index(1)]}
+        return {
+            k: (np.median if k == "median" else np.mean)(trees[:, :, 0], axis=0) for k in aggregates
         }
-        return json.dumps(payload, separators=(",", ":")).encode("utf-8")
-
-    @classmethod
-    def from_json_bytes(cls, data: bytes) -> PackedForest:
-        payload = json.loads(data)
-        if payload.get("format") != FOREST_FORMAT:
-            raise ValueError(f"not a {FOREST_FORMAT} file: {payload.get('format')!r}")
-        arrays = {name: _decode_array(a) for name, a in payload["arrays"].items()}
-        forest = cls(
-            **arrays,
-            n_features=int(payload["n_features"]),
-            classes=tuple(payload["classes"]) if payload["classes"] is not None else None,
-        )
-        forest._check()
-        return forest
-
-    def _check(self) -> None:
-        """Reject files whose node ids or features point outside the arrays."""
-        n_nodes = len(self.left)
-        sizes = {len(a) for a in (self.right, self.feature, self.threshold, self.value)}
-        ok = (
-            sizes == {n_nodes}
-            and self.roots.min(initial=0) >= 0
-            and self.roots.max(initial=0) < max(n_nodes, 1)
-            and self.left.max(initial=-1) < n_nodes
-            and self.right.max(initial=-1) < n_nodes
-            and self.feature.max(initial=-1) < self.n_features
-            and np.array_equal(self.left < 0, self.right < 0)
-            and np.array_equal(self.left < 0, self.feature < 0)
-        )
-        if not ok:
-            raise ValueError("inconsistent packed forest")
 
 
 # ------------------------------------------------------------------------------ fit / predict
@@ -501,13 +395,8 @@ def _matrix_outputs(
         model = fitted.parts[part]
         part_x = x if rows.all() else x[rows]
         if isinstance(model, PackedForest):
-            trees = model.tree_outputs(part_x)
-            if spec.is_classifier:
-                out["proba"][rows] = trees.mean(axis=0)[:, model.classes.index(1)]
-                continue
-            for key in keys:
-                reduce = np.median if key == "median" else np.mean
-                out[key][rows] = reduce(trees[:, :, 0], axis=0)
+            for key, value in model.outputs(part_x, keys).items():
+                out[key][rows] = value
         else:
             prediction = np.asarray(model.predict(part_x), dtype=np.float64)
             for key in keys:
@@ -554,16 +443,18 @@ def predict_good_proba(fitted: FittedModel, df: pd.DataFrame) -> np.ndarray:
 
 
 def to_files(fitted: FittedModel) -> dict[str, bytes]:
-    """``spec.json`` plus one JSON file per part (packed forest or XGBoost's own JSON)."""
+    """``spec.json`` plus one file per part: the forest through skops, or XGBoost's own JSON."""
     import sklearn
+    import skops
+    import skops.io
     import xgboost
 
     files: dict[str, bytes] = {}
     parts: dict[str, str] = {}
     for part, model in fitted.parts.items():
         if isinstance(model, PackedForest):
-            name = f"forest_{part}.json"
-            files[name] = model.to_json_bytes()
+            name = f"forest_{part}.skops"
+            files[name] = skops.io.dumps(model.forest, compression=zipfile.ZIP_DEFLATED)
         else:
             name = f"xgb_{part}.json"
             files[name] = bytes(model.get_booster().save_raw(raw_format="json"))
@@ -577,6 +468,7 @@ def to_files(fitted: FittedModel) -> dict[str, bytes]:
         "good_threshold": GOOD_THRESHOLD,
         "versions": {
             "scikit-learn": sklearn.__version__,
+            "skops": skops.__version__,
             "xgboost": xgboost.__version__,
             "numpy": np.__version__,
         },
@@ -586,15 +478,26 @@ def to_files(fitted: FittedModel) -> dict[str, bytes]:
 
 
 def from_files(files: dict[str, bytes]) -> FittedModel:
-    """Inverse of ``to_files``: parses JSON only (no pickle, no code from the files)."""
+    """Inverse of ``to_files``: JSON, and skops files holding only ``SKOPS_TRUSTED`` types
+    beyond skops's defaults (no pickle, no code from the files)."""
     manifest = json.loads(files[SPEC_FILE])
     if manifest.get("format") != FILE_FORMAT:
-        raise ValueError(f"not a {FILE_FORMAT} model: {manifest.get('format')!r}")
+        raise ValueError(
+            f"model files in format {manifest.get('format')!r}, not {FILE_FORMAT!r} (forests "
+            "were packed JSON before skops): retrain it, e.g. run the wine_retrain job"
+        )
     spec = ModelSpec.from_json(manifest["spec"])
     fitted = FittedModel(spec)
     for part, name in manifest["parts"].items():
         if spec.kind in FOREST_KINDS:
-            fitted.parts[part] = PackedForest.from_json_bytes(files[name])
+            import skops.io
+            from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
+
+            forest = skops.io.loads(files[name], trusted=SKOPS_TRUSTED)
+            kind = ExtraTreesRegressor if spec.kind == EXTRA_TREES else RandomForestClassifier
+            if type(forest) is not kind:
+                raise ValueError(f"{name}: expected a {kind.__name__}, got {type(forest)}")
+            fitted.parts[part] = PackedForest.from_sklearn(forest)
         else:
             from xgboost import XGBRegressor
 
