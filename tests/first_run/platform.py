@@ -9,6 +9,7 @@ platform did through Dagster's GraphQL API and the stores. Shared by the first-r
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -289,8 +290,8 @@ def bring_up(platform: RunningPlatform, timeout_s: float = 600.0) -> dict[str, f
         if platform.registry("wine_quality").champion() is None:
             return False
         state["seq_at_champion"] = max_seq(platform)
-        state["batch_sent_ms"] = time.time() * 1000
-        send_normal_batch(platform)
+        sent = send_normal_batch(platform)
+        state["drift_partitions"] = set(json.loads(sent.stdout)["drift_partitions"])
         return True
 
     def scored() -> bool:
@@ -302,9 +303,13 @@ def bring_up(platform: RunningPlatform, timeout_s: float = 600.0) -> dict[str, f
         return len(profiled_days(platform)) >= SYNTHETIC_DAYS
 
     def drift() -> bool:
-        return "batch_sent_ms" in state and any(
-            float(m["timestamp"]) >= state["batch_sent_ms"]
-            for m in platform.materialized("wine_drift_report")
+        """The batch's hour has a report and its checks have finished (they run after it)."""
+        if "drift_partitions" not in state:
+            return False
+        reported = {m["partition"] for m in platform.materialized("wine_drift_report")}
+        checks = platform.checks("wine_drift_report")
+        return state["drift_partitions"] <= reported and all(
+            status not in (None, "IN_PROGRESS") for status, _ in checks.values()
         )
 
     waiting = {
