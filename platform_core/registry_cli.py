@@ -24,6 +24,14 @@ def main(argv: list[str] | None = None) -> int:
         registry = ModelRegistry(storage, args.name)
         try:
             if args.command == "list":
+                if not registry.versions():
+                    print(
+                        f"platform-models: no version of {args.name} in {storage.root} "
+                        "(setting PLATFORM_STORAGE_ROOT). Fix: materialize its candidate in the "
+                        "Dagster UI (`make dev` trains the first ones by itself)",
+                        file=sys.stderr,
+                    )
+                    return 2
                 for v in registry.versions():
                     print(
                         json.dumps(

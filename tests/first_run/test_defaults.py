@@ -203,6 +203,13 @@ def test_build_when_missing_builds_a_missing_chain_in_one_go_and_not_twice():
         defs=[parent, child], instance=instance, cursor=first.cursor
     )
     assert again.total_requested == 0
+    # A user wipes the model: the same recovery, for it alone (its parent is there).
+    instance.wipe_assets([child.key])
+    recovery = dg.evaluate_automation_conditions(
+        defs=[parent, child], instance=instance, cursor=again.cursor
+    )
+    assert recovery.get_num_requested(child.key) == 1
+    assert recovery.total_requested == 1
 
 
 # -- plain Dagster commands from the repository root ----------------------------------------
@@ -310,3 +317,33 @@ def test_launcher_stops_every_process_it_started(tmp_path, sig):
         if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     ]
     assert alive == [], "processes left behind"
+
+
+def run_cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]],
+        env=fresh_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_missing_inputs_are_one_line_naming_the_fix(tmp_path):
+    """Each command-line tool, on a fresh machine whose input is not there: exit status, one
+    line naming the setting or option and the fix, no traceback."""
+    cases = [
+        (("wine-send-batch", "normal", "--url", "http://127.0.0.1:9"), "--url", "wine-api"),
+        (("platform-models", "list", "wine_quality"), "PLATFORM_STORAGE_ROOT", "Fix:"),
+        (("wine-sim", "run", "--ticks", "1"), "wine-sim seed", "no barrels"),
+        (
+            ("wine-sim", "--store", "dynamodb://t?endpoint=http://127.0.0.1:9", "run"),
+            "WINE_READINGS_STORE",
+            "Fix:",
+        ),
+    ]
+    for argv, setting, fix in cases:
+        proc = run_cli(tmp_path, *argv)
+        assert proc.returncode != 0, argv
+        assert setting in proc.stderr and fix in proc.stderr, (argv, proc.stderr)
+        assert "Traceback" not in proc.stderr, (argv, proc.stderr)

@@ -93,6 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"sending {len(wines)} {args.kind} wines to {url}/batch in {chunks} request(s) "
             "(Ctrl+C stops; the requests already answered stay logged)")  # fmt: skip
         summary = send(wines, url, args.chunk)
+    except requests.ConnectionError:
+        print(
+            f"wine-send-batch: no prediction service at {url} (option --url). Fix: start it "
+            "with `wine-api` (`make dev` starts it on http://127.0.0.1:8000)",
+            file=sys.stderr,
+        )
+        return 1
     except (RuntimeError, OSError, requests.RequestException, ValueError) as exc:
         print(f"wine-send-batch: {exc}", file=sys.stderr)
         return 1

@@ -40,6 +40,7 @@ from types import FrameType
 from typing import Literal, TextIO
 
 import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError
 
 from platform_core.errors import exit_on_missing_input
 from platform_core.settings import default_readings_store_url
@@ -264,7 +265,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-class _Progress:
+class Progress:
     """One live line on a TTY; plain timestamped lines otherwise (logs, CI)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -318,7 +319,7 @@ def _run(store: ReadingsStore, url: str, args: argparse.Namespace) -> int:
             stop.set()
 
         previous = signal.signal(signal.SIGTERM, on_sigterm)
-    progress = _Progress()
+    progress = Progress()
     clean: CleanState = {}
     ticks = written = 0
     last_seq = store.max_seq()
@@ -355,11 +356,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"wine-sim: {exc}", file=sys.stderr)
         return 2
-    with store:
-        if args.command == "seed":
-            _seed(store, url, args.barrels, args.wine_type, args.seed)
-            return 0
-        return _run(store, url, args)
+    try:
+        with store:
+            if args.command == "seed":
+                _seed(store, url, args.barrels, args.wine_type, args.seed)
+                return 0
+            return _run(store, url, args)
+    except (BotoCoreError, ClientError) as exc:
+        print(
+            f"wine-sim: cannot use the readings store {url} (setting WINE_READINGS_STORE or "
+            f"--store): {exc}. Fix: check the table's endpoint, region and AWS credentials",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":
