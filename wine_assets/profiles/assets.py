@@ -19,6 +19,7 @@ from platform_core.plots import bar_plot
 from platform_core.registry import ModelVersion, Status
 from platform_core.storage import PlatformStorage
 from platform_core.tables import table_metadata
+from wine_assets import freshness
 from wine_assets.profiles import cluster_predictions
 from wine_assets.profiles.drop import DropFileError, list_drop_files, read_drop_file
 from wine_assets.profiles.features import (
@@ -199,6 +200,7 @@ def readings_source(
     kinds={"pandas", "parquet"},
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    freshness_policy=freshness.PROFILES,
     description="Hourly readings (sensor_id, timestamp, temperature) of each day, from the drop "
     "location (PROFILES_DROP_DIR) or, with PROFILES_SOURCE=readings, the readings store's "
     "history averaged per barrel and hour; NaN/inf kept as dropped, for the features to count.",
@@ -298,6 +300,7 @@ def counts_out_of_bounds(
     kinds={"pandas", "parquet"},
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    freshness_policy=freshness.PROFILES,
     deps=[TEMPERATURES],
     description="Per sensor and day: mean, std, min, max of the finite readings, their count, "
     "NaN/inf counts and share missing; too few readings → flagged, never filled in.",
@@ -385,6 +388,7 @@ def distribution_plot(sizes: dict[str, int], title: str) -> dg.MetadataValue:
     kinds={"scikit-learn", "json"},
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    freshness_policy=freshness.PROFILES,
     deps=[FEATURES],
     description="k-means (PROFILES_K profiles) on the standardised daily features of the run's "
     "days, started from the current model's centres; registered with its sha256 and made "
@@ -479,6 +483,7 @@ def sensor_profile_model(
     kinds={"pandas", "parquet", "postgres"},
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    freshness_policy=freshness.PROFILES,
     deps=[FEATURES, MODEL],
     description="The champion model's profile of every sensor-day (none when flagged), with the "
     "model version and run id; also in PostgreSQL cluster_predictions when PROFILES_DSN is set.",

@@ -27,6 +27,7 @@ import pandas as pd
 from pydantic import Field
 
 from platform_core.model_store import ModelStoreResource
+from wine_assets import freshness
 from wine_assets.features import FEATURES, WINE_TYPES
 from wine_assets.quality import model as wine_model
 from wine_assets.quality.scoring import score_and_write
@@ -146,6 +147,7 @@ def screen_features(snapshot: pd.DataFrame, ranges: dict) -> tuple[pd.Series, di
     group_name=GROUP,
     kinds={"python", "pandas", "parquet"},
     partitions_def=snapshot_partitions,
+    freshness_policy=freshness.SCORING,
     description="Point-in-time copy of every barrel's current reading (history kept: one "
     "partition per snapshot); readings with missing or out-of-range values are kept with their "
     "quarantine_reason and not scored.",
@@ -246,6 +248,7 @@ def wine_sensor_snapshot(
     group_name=GROUP,
     kinds={"scikit-learn", "pandas", "parquet"},
     partitions_def=snapshot_partitions,
+    freshness_policy=freshness.SCORING,
     deps=[dg.AssetKey("wine_quality_model_candidate")],
     description="The champion's quality for every reading written in the snapshot's window "
     "(superseded ones too); the newest per barrel is written back to the readings store with "
