@@ -20,12 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
 from platform_core.dev import descendants
 from platform_core.registry import ModelRegistry
 from platform_core.settings import PROJECT_ROOT
 from platform_core.storage import PlatformStorage
+from tests.graphql import graphql
 from wine_assets.readings.store import open_store
 
 PUNK_DUMP = PROJECT_ROOT / "data" / "punkapi" / "beers.json"
@@ -60,16 +59,7 @@ class RunningPlatform:
         return self.home / "platform"
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        response = requests.post(
-            f"{self.ui_url}/graphql",
-            json={"query": query, "variables": variables or {}},
-            timeout=60,
-        )
-        response.raise_for_status()
-        body = response.json()
-        if body.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {body['errors']}")
-        return body["data"]
+        return graphql(self.ui_url, query, variables)
 
     def asset(self, name: str) -> dict:
         """An asset's materializations and its checks' latest results."""

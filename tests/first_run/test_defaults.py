@@ -221,9 +221,10 @@ def no_dagster_home(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_definitions_validate_needs_no_variable(tmp_path):
+def dagster_cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    """``dagster …`` in the repository root, as a newcomer types it (no DAGSTER_HOME)."""
     proc = subprocess.run(
-        [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        [str(BIN / "dagster"), *argv],
         cwd=REPO_ROOT,
         env=no_dagster_home(tmp_path),
         capture_output=True,
@@ -231,20 +232,24 @@ def test_definitions_validate_needs_no_variable(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_definitions_validate_needs_no_variable(tmp_path):
+    proc = dagster_cli(tmp_path, "definitions", "validate", "-w", "workspace.yaml")
     assert "All code locations passed validation" in proc.stderr + proc.stdout
 
 
 def test_asset_materialize_from_the_cli_needs_no_variable(tmp_path):
-    proc = subprocess.run(
-        [str(BIN / "dagster"), "asset", "materialize", "--select", "wine_training_data"]
-        + ["-m", "wine_assets.definitions"],
-        cwd=REPO_ROOT,
-        env=no_dagster_home(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    dagster_cli(
+        tmp_path,
+        "asset",
+        "materialize",
+        "--select",
+        "wine_training_data",
+        "-m",
+        "wine_assets.definitions",
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     written = list((tmp_path / "platform" / "storage").rglob("wine_training_data*"))
     assert written, "the asset's table was not written"
 

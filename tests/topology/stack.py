@@ -30,6 +30,7 @@ import psycopg2
 import requests
 
 from tests.conftest import REPO_ROOT, free_port, wait_http
+from tests.graphql import graphql
 from tests.pg_server import PostgresServer
 from tests.polling import wait_for
 from tests.topology.compose import INTERPOLATION, SERVICES, env_example
@@ -154,16 +155,7 @@ class Topology:
             conn.close()
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        response = requests.post(
-            f"{self.webserver_url}/graphql",
-            json={"query": query, "variables": variables or {}},
-            timeout=30,
-        )
-        response.raise_for_status()
-        body = response.json()
-        if body.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {body['errors']}")
-        return body["data"]
+        return graphql(self.webserver_url, query, variables, timeout_s=30)
 
     def launch(self, location: str, job: str, run_config: dict | None = None) -> str:
         """Submit ``job`` through the webserver (queued; the daemon starts it); the run id."""
@@ -234,13 +226,20 @@ def sensor_runs(topology: Topology) -> list[tuple[str, str, str]]:
 
 
 def _grpc_serving(port: int) -> bool:
-    from dagster._grpc.client import DagsterGrpcClient
+    """The code server answers the standard gRPC health check of its ``DagsterApi`` service."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with socket.socket() as probe:  # not listening yet: no gRPC call (it logs every failure)
+    with socket.socket() as probe:  # not listening yet: no gRPC call
         if probe.connect_ex(("127.0.0.1", port)) != 0:
             return False
-
-    return DagsterGrpcClient(port=port, host="127.0.0.1").health_check_query() == "SERVING"
+    request = health_pb2.HealthCheckRequest(service="DagsterApi")
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(request, timeout=10)
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def _locations_loaded(url: str) -> bool:
