@@ -165,7 +165,7 @@ class _Attempt:
     retry_after_s: float | None = None
 
 
-def _parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """``Retry-After`` as seconds: delta-seconds or an HTTP date (RFC 9110)."""
     if not value:
         return None
@@ -360,7 +360,7 @@ class PunkApiClient:
             raise PunkApiError(f"GET {url} failed: {exc}", url=url, attempts=attempt) from exc
         status, body = response.status_code, response.content
         if status == 429 or status >= 500:
-            retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
             return _Attempt(f"HTTP {status}: {_error_message(body)}", status, retry_after)
         if not 200 <= status < 300:
             raise PunkApiError(

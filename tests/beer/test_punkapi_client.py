@@ -18,7 +18,7 @@ from beer_assets.punkapi.client import (
     PunkApiClient,
     PunkApiError,
     RateLimiter,
-    _parse_retry_after,
+    parse_retry_after,
 )
 from beer_assets.punkapi.server import FaultPlan, FaultRule, PunkApiServer
 
@@ -193,7 +193,7 @@ def test_rate_limit_honours_retry_after(
 )
 def test_retry_after_accepts_seconds_and_http_dates(header: str | None, seconds: float) -> None:
     now = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
-    assert _parse_retry_after(header, now) == seconds
+    assert parse_retry_after(header, now) == seconds
 
 
 def test_retry_after_beyond_the_cap_gives_up_at_once(

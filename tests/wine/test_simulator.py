@@ -18,7 +18,7 @@ from tests.polling import wait_for
 from wine_assets.features import FEATURES, read_uci
 from wine_assets.readings import simulator
 from wine_assets.readings.schema import PHYSICAL_BOUNDS
-from wine_assets.readings.simulator import UCI_RANGES, _Progress, main, seed_store, tick
+from wine_assets.readings.simulator import UCI_RANGES, Progress, main, seed_store, tick
 from wine_assets.readings.store import ReadingsStore, open_store
 
 
@@ -206,7 +206,7 @@ def test_progress_is_one_live_line_on_a_tty() -> None:
             return True
 
     stream = Tty()
-    progress = _Progress(stream)
+    progress = Progress(stream)
     progress.update("tick 1")
     progress.update("tick 2")
     progress.done("stopped")
