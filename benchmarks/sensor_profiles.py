@@ -95,16 +95,13 @@ def run_dagster(drop_dir: Path, root: Path, first: str, last: str, k: int) -> di
     """One single-run backfill of the four assets over ``first``..``last``."""
     import dagster as dg
     import sklearn.cluster  # noqa: F401  (both sides pay the import before the clock starts)
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
 
     from platform_core.model_store import ModelStoreResource
     from platform_core.storage import PlatformStorage
     from platform_core.tables import ParquetTableIOManager
     from wine_assets.profiles.assets import profile_assets
     from wine_assets.profiles.resources import SensorProfilesSettings
+    from wine_assets.profiles.sensor import range_tags
     from wine_assets.readings.resource import ReadingsStoreResource
 
     storage = PlatformStorage.local(str(root / "storage"))
@@ -116,7 +113,7 @@ def run_dagster(drop_dir: Path, root: Path, first: str, last: str, k: int) -> di
         # Opened only with PROFILES_SOURCE=readings; the benchmark reads the drop files.
         "readings_store": ReadingsStoreResource(url="sqlite:///:memory:"),
     }
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    tags = range_tags(first, last)
     with bench_instance(root) as instance:
         result, wall, cpu = timed_cpu(
             dg.materialize,
@@ -144,13 +141,10 @@ def run_floor(drop_dir: Path, root: Path, first: str, last: str, k: int) -> dict
     partitions and single-run policy on the same kind of instance (a materialization event per
     asset and day, and a planned event per asset and day unless the variable above is set)."""
     import dagster as dg
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
 
     from wine_assets.profiles.assets import profile_assets
     from wine_assets.profiles.partitions import daily_partitions, single_run
+    from wine_assets.profiles.sensor import range_tags
 
     def noop(name: str, deps: list) -> dg.AssetsDefinition:
         @dg.asset(name=name, partitions_def=daily_partitions, backfill_policy=single_run, deps=deps)
@@ -162,7 +156,7 @@ def run_floor(drop_dir: Path, root: Path, first: str, last: str, k: int) -> dict
     assets: list = []
     for asset in profile_assets:
         assets.append(noop(asset.key.path[-1], assets[-1:]))
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    tags = range_tags(first, last)
     with bench_instance(root) as instance:
         _, wall, cpu = timed_cpu(dg.materialize, assets, instance=instance, tags=tags)
     return {"wall_s": wall, "cpu_s": cpu, "rows": 0, "peak_rss_mb": peak_rss_mb()}

@@ -4,7 +4,6 @@ import warnings
 
 import dagster as dg
 import pandas as pd
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from pydantic import Field
 
 from beer_assets.ingest.quality import hard_violations, id_problems, soft_violations
@@ -111,7 +110,7 @@ def row_count_not_falling(
     )
 
 
-#: How far back to look for a passing evaluation / for earlier materializations.
+#: How many of the latest evaluations / earlier materializations are looked at.
 _HISTORY_LIMIT = 100
 
 
@@ -124,13 +123,11 @@ def _baseline_row_count(instance: dg.DagsterInstance) -> tuple[int | None, str]:
     materializations before the latest one (the latest is the one being checked).
     """
     history = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(CLEAN, "row_count_not_falling"),
-        limit=_HISTORY_LIMIT,
-        status={AssetCheckExecutionRecordStatus.SUCCEEDED},
+        dg.AssetCheckKey(CLEAN, "row_count_not_falling"), limit=_HISTORY_LIMIT
     )
-    for record in history:
+    for record in history:  # newest first; planned ones have no evaluation yet
         evaluation = record.event.asset_check_evaluation if record.event else None
-        rows = evaluation.metadata.get("rows") if evaluation else None
+        rows = evaluation.metadata.get("rows") if evaluation and evaluation.passed else None
         if rows is not None and rows.value is not None:
             return int(rows.value), "last passing check"
     records = instance.fetch_materializations(CLEAN, limit=_HISTORY_LIMIT).records[1:]

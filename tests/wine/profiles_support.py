@@ -3,16 +3,13 @@
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from platform_core.model_store import ModelStoreResource
 from platform_core.storage import PlatformStorage
 from platform_core.tables import ParquetTableIOManager
 from wine_assets.profiles.assets import profile_assets
 from wine_assets.profiles.resources import SensorProfilesSettings
+from wine_assets.profiles.sensor import range_tags
 from wine_assets.readings.resource import ReadingsStoreResource
 
 
@@ -36,10 +33,6 @@ def profile_resources(
             drop_dir=str(drop_dir), dsn=dsn, k=k, source=source
         ),
     }
-
-
-def range_tags(first: str, last: str) -> dict[str, str]:
-    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
 
 
 def materialize_days(

@@ -69,6 +69,7 @@ def test_a_new_file_requests_exactly_the_days_it_covers_once(setup):
         assert evaluate(instance, None, resources).run_requests[0].run_key == run_key  # replay
 
         [request] = first.run_requests
+        assert request.partition_key_range == dg.PartitionKeyRange("2023-02-15", "2023-02-17")
         run = job.execute_in_process(instance=instance, tags=request.tags)
         assert run.success
         days = {"2023-02-15", "2023-02-16", "2023-02-17"}
