@@ -719,3 +719,41 @@ def test_the_resource_creates_the_tables_once_per_process(
     for _ in range(2):
         with memory.open() as store:
             assert store.max_seq() == 0
+
+
+class _RawBody:
+    """The body of a canned HTTP response (botocore reads ``raw.stream()``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self.data
+
+
+def test_dynamodb_retries_a_throttled_request(dynamodb_url: str) -> None:
+    """RequestLimitExceeded (the account's throughput limit) is retried after a backoff:
+    botocore's standard retry mode knows it, its default legacy mode fails at once."""
+    from botocore.awsrequest import AWSResponse
+
+    throttled = json.dumps(
+        {
+            "__type": "com.amazonaws.dynamodb.v20120810#RequestLimitExceeded",
+            "message": "Throughput exceeds the current throughput limit for your account.",
+        }
+    ).encode()
+    with open_store(dynamodb_url) as s:
+        s.create()
+        s.put([reading("barrel-1")])
+        refused: list[str] = []
+
+        def throttle(request: Any, **_: Any) -> AWSResponse | None:
+            if len(refused) == 2:
+                return None  # sent to the server
+            refused.append(request.url)
+            headers = {"Content-Type": "application/x-amz-json-1.0"}
+            return AWSResponse(request.url, 400, headers, _RawBody(throttled))
+
+        s._client.meta.events.register("before-send.dynamodb.GetItem", throttle)  # type: ignore[attr-defined]
+        got = s.get("barrel-1")
+        assert len(refused) == 2 and got is not None and got.barrel_id == "barrel-1"

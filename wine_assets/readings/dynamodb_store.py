@@ -50,6 +50,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from wine_assets.readings.schema import NUMERIC_FIELDS, Prediction, Reading
@@ -92,6 +93,9 @@ _DAY_INDEX: dict[str, Any] = {
 _HISTORY_ATTRIBUTES = [("shard", "S"), ("seq", "N"), ("day", "S"), ("updated_at", "S")]
 _READING_ATTRS = ("wine_type", *NUMERIC_FIELDS, "seq", "updated_at", "shard")
 _PREDICTION_ATTRS = ("predicted_quality", "model_version", "reading_seq", "scored_at")
+#: botocore's standard retries (throttling, RequestLimitExceeded, 5xx, timeouts) with backoff
+#: and jitter, as many attempts as its legacy DynamoDB policy made.
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
 
 
 def _num(value: float | int) -> dict[str, str]:
@@ -151,7 +155,7 @@ class DynamoDbReadingsStore(ReadingsStore):
         self.history_table = f"{table}-history"
         self._days_backfilled = False  # cached once seen: the marker is never removed
         self._client = client or boto3.client(
-            "dynamodb", region_name=region, endpoint_url=endpoint_url
+            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=RETRIES
         )
 
     def __repr__(self) -> str:
@@ -495,22 +499,13 @@ class DynamoDbReadingsStore(ReadingsStore):
         return response.get("Item")
 
     def _query_pages(self, **kwargs: Any) -> Iterator[list[dict[str, Any]]]:
-        """Each page's items of a Query, following ``LastEvaluatedKey``."""
-        while True:
-            response = self._client.query(**kwargs)
-            yield response["Items"]
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        """Each page's items of a Query (boto3's paginator follows ``LastEvaluatedKey``)."""
+        return (page["Items"] for page in self._client.get_paginator("query").paginate(**kwargs))
 
     def _scan(self, **params: Any) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True, **params}
-        while True:
-            response = self._client.scan(**kwargs)
-            yield response
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return self._client.get_paginator("scan").paginate(
+            TableName=self.table, ConsistentRead=True, **params
+        )
 
     def all(self) -> list[Reading]:
         items = [item for page in self._scan() for item in page["Items"]]
@@ -518,48 +513,36 @@ class DynamoDbReadingsStore(ReadingsStore):
 
     def changed_since(self, seq: int, limit: int | None = None) -> list[Reading]:
         _check_cursor(seq, limit)
-        out: list[Reading] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": GSI_NAME,
-            "KeyConditionExpression": "#s = :shard AND #q > :cursor",
-            "ExpressionAttributeNames": {"#s": "shard", "#q": "seq"},
-            "ExpressionAttributeValues": {":shard": _str(SHARD), ":cursor": _num(seq)},
-            "ScanIndexForward": True,
-        }
-        while limit is None or len(out) < limit:
-            if limit is not None:
-                kwargs["Limit"] = limit - len(out)
-            response = self._client.query(**kwargs)
-            out.extend(_reading(i) for i in response["Items"])
-            if "LastEvaluatedKey" not in response:
-                break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return out
+        if limit == 0:
+            return []  # DynamoDB's Limit starts at 1
+        pages = self._query_pages(
+            TableName=self.table,
+            IndexName=GSI_NAME,
+            KeyConditionExpression="#s = :shard AND #q > :cursor",
+            ExpressionAttributeNames={"#s": "shard", "#q": "seq"},
+            ExpressionAttributeValues={":shard": _str(SHARD), ":cursor": _num(seq)},
+            ScanIndexForward=True,
+            PaginationConfig={} if limit is None else {"MaxItems": limit, "PageSize": limit},
+        )
+        return [_reading(i) for items in pages for i in items]
 
     def history(self, after: int, upto: int) -> list[Reading]:
         _check_cursor(after, None)
         _check_cursor(upto, None)
         if upto <= after:
             return []
-        kwargs: dict[str, Any] = {
-            "TableName": self.history_table,
-            "KeyConditionExpression": "#s = :shard AND #q BETWEEN :lo AND :hi",
-            "ExpressionAttributeNames": {"#s": "shard", "#q": "seq"},
-            "ExpressionAttributeValues": {
+        pages = self._query_pages(
+            TableName=self.history_table,
+            KeyConditionExpression="#s = :shard AND #q BETWEEN :lo AND :hi",
+            ExpressionAttributeNames={"#s": "shard", "#q": "seq"},
+            ExpressionAttributeValues={
                 ":shard": _str(SHARD),
                 ":lo": _num(after + 1),
                 ":hi": _num(upto),
             },
-            "ConsistentRead": True,
-        }
-        out: list[Reading] = []
-        while True:
-            response = self._client.query(**kwargs)
-            out.extend(_reading(i) for i in response["Items"])
-            if "LastEvaluatedKey" not in response:
-                return out
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            ConsistentRead=True,
+        )
+        return [_reading(i) for items in pages for i in items]
 
     def max_seq(self) -> int:
         response = self._client.query(
@@ -652,7 +635,7 @@ class DynamoDbReadingsStore(ReadingsStore):
             "ExpressionAttributeValues": {":day": _str(day), ":lo": _str(lo), ":hi": _str(hi)},
         }
         if self._page_items:
-            kwargs["Limit"] = self._page_items
+            kwargs["PaginationConfig"] = {"PageSize": self._page_items}
         return [
             row
             for items in self._query_pages(**kwargs)
