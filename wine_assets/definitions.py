@@ -3,6 +3,11 @@
 import dagster as dg
 
 from platform_core.automation import automation_sensor
+from platform_core.housekeeping import (
+    housekeeping_job,
+    housekeeping_schedule,
+    run_retention_resource,
+)
 from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
 from platform_core.run_tags import SCORING, lane_tags
@@ -57,5 +62,16 @@ def quality_definitions() -> dg.Definitions:
     )
 
 
+def operations_definitions() -> dg.Definitions:
+    """The daily deletion of old successful runs of the high-frequency jobs."""
+    return dg.Definitions(
+        jobs=[housekeeping_job],
+        schedules=[housekeeping_schedule],
+        resources={"run_retention": run_retention_resource()},
+    )
+
+
 # One Definitions object at module scope (Dagster's loader refuses several).
-defs = dg.Definitions.merge(quality_definitions(), monitoring.defs, profiles.defs)
+defs = dg.Definitions.merge(
+    quality_definitions(), monitoring.defs, profiles.defs, operations_definitions()
+)
