@@ -11,6 +11,7 @@ from beer_assets.ibu.assets import (
 from beer_assets.ingest.assets import punkapi_raw_beers, validated_beers
 from beer_assets.ingest.checks import ingest_checks
 from beer_assets.punkapi.resource import PunkApiResource
+from platform_core.alerts import alert_sensors, alert_webhook_resource
 from platform_core.automation import automation_sensor
 from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
@@ -47,9 +48,13 @@ defs = dg.Definitions(
     asset_checks=[*ingest_checks, candidate_promotion],
     jobs=[punkapi_poll_job, punkapi_crawl_job, approval_job(MODEL_NAME)],
     schedules=[punkapi_poll_schedule],
-    sensors=[automation_sensor("beer")],
+    sensors=[
+        automation_sensor("beer"),
+        *alert_sensors("beer", [punkapi_poll_job, punkapi_crawl_job], freshness=False),
+    ],
     resources={
         **shared_resources(),
+        "alert_webhook": alert_webhook_resource(),
         "punk_api": PunkApiResource(
             base_url=setting("PUNK_API_URL", default_punk_api_url()),
             max_requests_per_hour=int_setting("PUNK_API_MAX_REQUESTS_PER_HOUR", 3600),

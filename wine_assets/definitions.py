@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from platform_core.alerts import alert_sensors, alert_webhook_resource
 from platform_core.automation import automation_sensor
 from platform_core.housekeeping import (
     housekeeping_job,
@@ -63,11 +64,17 @@ def quality_definitions() -> dg.Definitions:
 
 
 def operations_definitions() -> dg.Definitions:
-    """The daily deletion of old successful runs of the high-frequency jobs."""
+    """Alerts (failed scoring/drift/profile/housekeeping runs, failed blocking checks, stale
+    assets) and the daily deletion of old successful runs of the high-frequency jobs."""
+    failure_jobs = [snapshot_job, monitoring.drift_job, profiles.profiles_job, housekeeping_job]
     return dg.Definitions(
         jobs=[housekeeping_job],
         schedules=[housekeeping_schedule],
-        resources={"run_retention": run_retention_resource()},
+        sensors=alert_sensors("wine", failure_jobs, freshness=True),
+        resources={
+            "alert_webhook": alert_webhook_resource(),
+            "run_retention": run_retention_resource(),
+        },
     )
 
 
