@@ -14,11 +14,13 @@ of any other job.
 What deleting a run means: Dagster deletes the run **and its event log**, which holds the
 asset materializations, check evaluations and observations the run recorded. So for those
 runs' partitions (snapshot ``seq-N``, drift hours) the asset's history disappears from the
-UI: the partitions show as never materialized, the Events tab and plots start at the
-retention horizon, and ``fetch_materializations`` no longer returns them. The data the runs
-wrote stays in storage (snapshot and prediction parquet files, drift reports and their
-summaries, scores written back to the readings store), and newer runs are untouched, so the
-sensors' cursors, the latest snapshot window and the latest drift report are unaffected.
+UI: a partition's page shows no materialization or metadata, the Events and Plots tabs start
+at the retention horizon, ``fetch_materializations`` no longer returns them (the partition
+bar still counts them materialized: Dagster's status cache is incremental and does not see
+deletions). The data the runs wrote stays in storage (snapshot and prediction parquet files,
+drift reports and their summaries, scores written back to the readings store), and newer runs
+are untouched, so the sensors' cursors, the latest snapshot window and the latest drift report
+are unaffected.
 
 Sensor and schedule *ticks* are bounded by Dagster itself: the ``retention:`` section of both
 ``dagster.yaml`` files. Not bounded here: on the local SQLite instance (``make dev``) Dagster

@@ -104,6 +104,8 @@ def compose_env(values: dict[str, str], where: dict[str, str]) -> dict[str, str]
     host/port/path variables in ``where`` replaced (loopback instead of service names)."""
     env = {}
     for key, raw in SERVICES["daemon"]["environment"].items():
+        if raw is None:  # no value: compose passes the shell's through, else leaves it unset
+            continue
         env[key] = INTERPOLATION.sub(lambda m: values[m.group(1)], str(raw))
     missing = set(where) - set(env)
     assert not missing, f"not in the compose environment: {missing}"
