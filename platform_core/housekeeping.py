@@ -23,10 +23,10 @@ are untouched, so the sensors' cursors, the latest snapshot window and the lates
 are unaffected.
 
 Sensor and schedule *ticks* are bounded by Dagster itself: the ``retention:`` section of both
-``dagster.yaml`` files. Not bounded here: on the local SQLite instance (``make dev``) Dagster
-keeps one event-log file per run (``history/runs/<run_id>.db``, ~130 KB) and ``delete_run``
-empties it without removing it; no public API removes it (production keeps events in
-PostgreSQL, where deleted rows are gone).
+``dagster.yaml`` files. Not bounded here, for want of a public API: ``delete_run`` leaves the
+run's check records (``asset_check_executions`` rows, on both storages), and on the local
+SQLite instance (``make dev``) the run's event-log file (``history/runs/<run_id>.db``,
+~130 KB), emptied but not removed.
 """
 
 import time
