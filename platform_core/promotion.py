@@ -7,12 +7,22 @@ in its materialization metadata. The check then verifies the files' checksums an
 the promotion rule of the model store.
 """
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from platform_core.model_store import ModelStoreResource
 from platform_core.registry import ChecksumMismatchError, ModelVersion, Status
 
 SCORE, BASELINE_SCORE, CHAMPION_SCORE = "score", "baseline_score", "champion_score"
+
+
+def latest_version(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey) -> int | None:
+    """The model version in ``asset_key``'s newest materialization's metadata, if any."""
+    event = context.instance.get_latest_materialization_event(asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    return int(event.asset_materialization.metadata["version"].value)
 
 
 def promotion_result(
@@ -28,10 +38,19 @@ def promotion_result(
     )
 
 
+#: A model's own promotion requirement: the reason to refuse a candidate, or None.
+Requirement = Callable[[ModelVersion], str | None]
+
+
 def promote(
-    model_store: ModelStoreResource, model_name: str, version: int, baseline_label: str
+    model_store: ModelStoreResource,
+    model_name: str,
+    version: int,
+    baseline_label: str,
+    requirement: Requirement | None = None,
 ) -> dg.AssetCheckResult:
-    """Decide once for ``version`` and record the decision in the registry."""
+    """Decide once for ``version`` and record the decision in the registry. ``requirement``
+    (e.g. the wine model's interval coverage) refuses a candidate as ERROR, like a checksum."""
     registry = model_store.registry(model_name)
     candidate = registry.get(version)
     if candidate.status != Status.CANDIDATE:  # decided earlier: report, do not decide twice
@@ -46,6 +65,10 @@ def promote(
     except ChecksumMismatchError as exc:
         registry.set_status(candidate.version, Status.REJECTED, str(exc))
         return promotion_result(False, str(exc), candidate.version, error=True)
+    refused = requirement(candidate) if requirement is not None else None
+    if refused:
+        registry.set_status(candidate.version, Status.REJECTED, refused)
+        return promotion_result(False, refused, candidate.version, error=True)
     m = candidate.metrics
     if m[SCORE] >= m[BASELINE_SCORE]:
         reason = (
@@ -87,10 +110,9 @@ def build_promotion_check(
     def candidate_promotion(
         context: dg.AssetCheckExecutionContext, model_store: ModelStoreResource
     ) -> dg.AssetCheckResult:
-        event = context.instance.get_latest_materialization_event(asset_key)
-        if event is None or event.asset_materialization is None:
+        version = latest_version(context, asset_key)
+        if version is None:
             return promotion_result(False, "no candidate has been trained yet", -1)
-        version = int(event.asset_materialization.metadata["version"].value)
         result = promote(model_store, model_name, version, baseline_label)
         context.log.info(f"{model_name}:v{version}: {result.description}")
         return result

@@ -13,6 +13,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -27,6 +28,7 @@ from wine_assets.monitoring.assets import report_folder
 from wine_assets.monitoring.prediction_log import open_log
 from wine_assets.monitoring.service import ChampionCache, PredictionBatcher, new_request_id
 from wine_assets.quality.snapshot import MODEL_NAME
+from wine_assets.quality.trust import annotate
 from wine_assets.readings.store import open_store
 
 EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
@@ -61,10 +63,15 @@ def test_predict_answers_after_logging_inputs_output_version_and_request_id(serv
     response = predict(url)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"request_id", "model_version", "predicted_quality", "good"}
+    assert set(body) == {
+        "request_id", "model_version", "predicted_quality", "good", "p_good", "interval_90"
+    }  # fmt: skip
     assert body["model_version"] == 1
     assert 0 <= body["predicted_quality"] <= 10
     assert body["good"] == (body["predicted_quality"] >= 6)
+    low, high = body["interval_90"]
+    assert 0 <= low <= body["predicted_quality"] <= high <= 10
+    assert 0 <= body["p_good"] <= 1
     assert response.headers["X-Request-ID"] == body["request_id"]
     rows = logged(log_dsn)
     (row,) = rows[rows["request_id"] == body["request_id"]].itertuples()
@@ -112,7 +119,7 @@ def test_missing_fields_and_broken_json_are_422s(service):
     assert {e["field"] for e in response.json()["detail"]} == {"sulphates", "ph"}
 
 
-def test_batch_scores_and_logs_every_wine_or_none(service):
+def test_batch_scores_and_logs_every_wine_or_none(service, champion_storage):
     url, log_dsn = service
     wines = [WINE, {**WINE, "wine_type": "white", "alcohol": 13.0}, {**WINE, "alcohol": 8.5}]
     response = requests.post(f"{url}/batch", json={"wines": wines}, timeout=10)
@@ -127,6 +134,14 @@ def test_batch_scores_and_logs_every_wine_or_none(service):
     assert [round(q, 4) for q in mine["predicted_quality"]] == [
         p["predicted_quality"] for p in body["predictions"]
     ]
+    # P(good) and the interval are the champion's own calibration, per wine type
+    _, model = ChampionCache(ModelStoreResource(storage=champion_storage)).current()
+    kinds = np.array([w["wine_type"] for w in wines])
+    scores = np.array([p["predicted_quality"] for p in body["predictions"]])
+    p_good, bounds = annotate(model.trust, kinds, scores)
+    np.testing.assert_allclose([p["p_good"] for p in body["predictions"]], p_good, atol=1e-3)
+    np.testing.assert_allclose([p["interval_90"] for p in body["predictions"]], bounds, atol=1e-3)
+    assert [p["good"] for p in body["predictions"]] == [bool(q >= 6) for q in scores]
     # one bad wine: the whole batch is refused, each problem named with its index
     before = len(rows)
     bad = [WINE, {**WINE, "ph": -1}, {**WINE, "citric_acid": "x", "extra": 1}]

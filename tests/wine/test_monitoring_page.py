@@ -45,6 +45,10 @@ def test_a_person_types_a_wine_and_sees_its_quality_and_verdict(
         verdict = page.inner_text("#verdict")
         assert 0 <= quality <= 10
         assert verdict == ("good" if quality >= 6 else "not good")
+        # beside it: the chance it is good and the 90 % range, around the score
+        assert 0 <= int(page.inner_text("#p-good").removesuffix(" %")) <= 100
+        low, high = (float(b) for b in page.inner_text("#interval").split("–"))
+        assert low <= round(quality, 1) <= high
         # a value outside its physical range: the page names the field, nothing is scored
         page.fill("#ph", "9")
         page.click("#predict")

@@ -52,6 +52,7 @@ from wine_assets.monitoring.wine_input import (
     parse_wine,
     wine_json_schema,
 )
+from wine_assets.quality.model import GOOD_THRESHOLD
 from wine_assets.readings.resource import ReadingsStoreResource
 from wine_assets.readings.schema import check_barrel_id
 from wine_assets.readings.store import open_store
@@ -62,7 +63,18 @@ _PREDICTION = {
         "request_id": {"type": "string"},
         "model_version": {"type": "integer"},
         "predicted_quality": {"type": "number", "description": "0-10, not rounded"},
-        "good": {"type": "boolean", "description": "predicted_quality >= 6"},
+        "good": {"type": "boolean", "description": f"predicted_quality >= {GOOD_THRESHOLD}"},
+        "p_good": {
+            "type": ["number", "null"],
+            "description": f"calibrated probability that the wine's quality is >= {GOOD_THRESHOLD} "
+            "(per wine "
+            "type, isotonic on out-of-fold predictions); null for a model without calibration",
+        },
+        "interval_90": {
+            "type": ["array", "null"],
+            "items": {"type": "number"},
+            "description": "[low, high]: 90 % conformal prediction interval of the quality",
+        },
     },
 }
 _ERRORS = {
@@ -128,7 +140,8 @@ def create_app(
     app = FastAPIOffline(  # a FastAPI app whose /docs and /redoc use local files, not a CDN
         title="Wine quality prediction service",
         version="1",
-        description="Predicted quality (0-10) and whether a wine is good (>= 6) from the "
+        description=f"Predicted quality (0-10) and whether a wine is good (>= {GOOD_THRESHOLD}), "
+        "with P(good) and a 90 % interval, from the "
         "champion wine model; every answer is kept in the prediction log.",
         lifespan=lifespan,
     )

@@ -8,6 +8,7 @@ pre-filled with the first red wine of the UCI file.
 from html import escape
 
 from wine_assets.features import FEATURES, UNITS
+from wine_assets.quality.model import GOOD_THRESHOLD
 from wine_assets.readings.schema import PHYSICAL_BOUNDS
 
 #: The first row of winequality-red.csv (quality 5).
@@ -47,7 +48,9 @@ form {{ display: grid; grid-template-columns: 16rem 8rem auto; gap: .35rem .6rem
 </style></head><body>
 <h1>Wine quality</h1>
 <p>Type a wine's lab values; the champion model predicts its quality (0-10).
-A wine is <b>good</b> when the prediction is 6 or more.</p>
+A wine is <b>good</b> when the prediction is {GOOD_THRESHOLD} or more; the chance that it
+really is (quality {GOOD_THRESHOLD} or more) and the range its quality lies in 9 times out of 10
+are shown beside it.</p>
 <form id="wine-form" novalidate>
 <label for="wine_type">wine type</label>
 <select id="wine_type" name="wine_type"><option>red</option><option>white</option></select>
@@ -81,6 +84,12 @@ document.getElementById("wine-form").addEventListener("submit", async (event) =>
     const quality = body.predicted_quality.toFixed(2);
     result.innerHTML = `Predicted quality <b id="quality">${{quality}}</b>`
       + ` — <b id="verdict">${{verdict}}</b> <small>(model v${{body.model_version}})</small>`;
+    if (body.p_good !== null && body.interval_90 !== null) {{
+      const chance = Math.round(body.p_good * 100);
+      const [low, high] = body.interval_90.map((b) => b.toFixed(1));
+      result.innerHTML += `<br><small>chance it is good: <b id="p-good">${{chance}} %</b>;`
+        + ` 90 % range: <b id="interval">${{low}}–${{high}}</b></small>`;
+    }}
   }} else if (response.status === 422) {{
     result.textContent = "Please correct the highlighted values.";
     for (const error of body.detail) {{

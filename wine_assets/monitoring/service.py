@@ -33,7 +33,8 @@ from platform_core.registry import ModelVersion
 from wine_assets.features import FEATURES
 from wine_assets.monitoring.prediction_log import LoggedPrediction, PredictionLog
 from wine_assets.quality import model as wine_model
-from wine_assets.quality.model import GOOD_THRESHOLD
+from wine_assets.quality import trust as wine_trust
+from wine_assets.quality.model import is_good
 from wine_assets.quality.snapshot import MODEL_NAME
 
 
@@ -96,10 +97,29 @@ class Scored:
     model_version: int
     quality: list[float]
     logged_at: datetime
+    #: P(good) per wine and the 90 % interval's bounds; None where the model has no
+    #: calibration (a champion trained before they existed).
+    p_good: list[float | None]
+    interval: list[tuple[float, float] | None]
 
     def item(self, index: int) -> dict[str, Any]:
-        q = self.quality[index]
-        return {"predicted_quality": round(q, 4), "good": q >= GOOD_THRESHOLD}
+        q, p, bounds = self.quality[index], self.p_good[index], self.interval[index]
+        return {
+            "predicted_quality": round(q, 4),
+            "good": bool(is_good(q)),
+            "p_good": None if p is None else round(p, 4),
+            "interval_90": None if bounds is None else [round(b, 4) for b in bounds],
+        }
+
+
+def _trust_lists(
+    model: wine_model.FittedModel, wine_types: np.ndarray, quality: np.ndarray
+) -> tuple[list[float | None], list[tuple[float, float] | None]]:
+    """P(good) and interval per wine, as JSON-ready lists (None without a calibration)."""
+    if model.trust is None:
+        return [None] * len(quality), [None] * len(quality)
+    p_good, bounds = wine_trust.annotate(model.trust, wine_types, quality)
+    return p_good.tolist(), [tuple(b) for b in bounds.tolist()]
 
 
 #: 16 random hex digits per process, then a counter: unique across workers and restarts
@@ -196,7 +216,9 @@ class PredictionBatcher:
         wines = [w for job in jobs for w in job.wines]
         features = np.array([[w[f] for f in FEATURES] for w in wines], dtype=np.float64)
         wine_types = np.array([w["wine_type"] for w in wines])
-        quality = wine_model.predict_arrays(model, wine_types, features).tolist()
+        scores = wine_model.predict_arrays(model, wine_types, features)
+        p_good, interval = _trust_lists(model, wine_types, scores)
+        quality = scores.tolist()
         now = datetime.now(UTC)
         rows, results, start = [], [], 0
         for job in jobs:
@@ -211,11 +233,21 @@ class PredictionBatcher:
                         wine_type=wine["wine_type"],
                         features=tuple(float(wine[f]) for f in FEATURES),
                         predicted_quality=float(q),
-                        good=q >= GOOD_THRESHOLD,
+                        good=bool(is_good(q)),
                         model_version=version.version,
                         logged_at=now,
                     )
                 )
-            results.append(Scored(job.request_id, version.version, part, now))
+            end = start + len(job.wines)
+            results.append(
+                Scored(
+                    job.request_id,
+                    version.version,
+                    part,
+                    now,
+                    p_good[start:end],
+                    interval[start:end],
+                )
+            )
             start += len(job.wines)
         return results, rows

@@ -1,5 +1,7 @@
 """The wine quality model: train a candidate, evaluate it as Cortez et al. did, register it."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -7,10 +9,18 @@ from pydantic import Field
 from platform_core.automation import BUILD_WHEN_MISSING
 from platform_core.model_store import ModelStoreResource
 from platform_core.plots import figure_markdown, pyplot
-from platform_core.promotion import BASELINE_SCORE, CHAMPION_SCORE, SCORE, build_promotion_check
+from platform_core.promotion import (
+    BASELINE_SCORE,
+    CHAMPION_SCORE,
+    SCORE,
+    latest_version,
+    promote,
+)
 from platform_core.registry import ModelRegistry, ModelVersion, Status
 from platform_core.storage import PlatformStorage
+from wine_assets.features import WINE_TYPES
 from wine_assets.quality import model as wine_model
+from wine_assets.quality import trust as wine_trust
 from wine_assets.quality.snapshot import GROUP, MODEL_NAME
 
 CANDIDATE = dg.AssetKey("wine_quality_model_candidate")
@@ -75,7 +85,17 @@ def wine_quality_model_candidate(
     champion = registry.champion()
     cv = {"n_repeats": config.cv_repeats, "seed": config.cv_seed}
     cand = wine_model.evaluate_cv(wine_model.CANDIDATE_SPEC, df, **cv)
-    cand_dedup = wine_model.evaluate_cv(wine_model.CANDIDATE_SPEC, df, dedup=True, **cv)
+    cand_dedup = wine_model.evaluate_cv(
+        wine_model.CANDIDATE_SPEC, df, dedup=True, return_predictions=True, **cv
+    )
+    # P(good) and the 90 % interval from the duplicate-aware CV's first repeat: calibrated on
+    # all its out-of-fold predictions for the served model, and cross-fitted (each fold by the
+    # others) for the held-out figures the promotion check reads.
+    frame = df.reset_index(drop=True)
+    wine_types, y = frame["wine_type"].to_numpy(), frame["quality"].to_numpy()
+    oof = cand_dedup.pop("predictions")[0]
+    folds = wine_model.fold_assignments(frame, 5, 1, config.cv_seed, dedup=True)[0]
+    held_out = wine_trust.cross_fold_metrics(wine_types, y, oof, folds)
     sys_a = wine_model.evaluate_cv(wine_model.SYSTEM_A_SPEC, df, **cv)
     sys_b = wine_model.evaluate_cv(wine_model.SYSTEM_B_SPEC, df, **cv)
     metrics = {
@@ -85,11 +105,13 @@ def wine_quality_model_candidate(
         **_flat("dedup_cv_", cand_dedup),
         **_flat("system_a_", sys_a),
         **_flat("system_b_", sys_b),
+        **_flat("holdout_", held_out),
     }
     if champion is not None:
         spec = wine_model.ModelSpec.from_json(champion.params["spec"])
         metrics[CHAMPION_SCORE] = wine_model.evaluate_cv(spec, df, **cv)["overall"]["mad"]
     fitted = wine_model.fit(wine_model.CANDIDATE_SPEC, df)
+    fitted.trust = wine_trust.from_out_of_fold(wine_types, y, oof)
     mv = registry.register(
         wine_model.to_files(fitted),
         metrics=metrics,
@@ -118,9 +140,90 @@ def register_champion(storage: PlatformStorage, df: pd.DataFrame, reason: str) -
     a later candidate can still be compared with it."""
     registry = ModelRegistry(storage, MODEL_NAME)
     fitted = wine_model.fit(wine_model.CANDIDATE_SPEC, df)
+    fitted.trust = wine_trust.fit_trust(wine_model.CANDIDATE_SPEC, df)
     params = {"spec": wine_model.CANDIDATE_SPEC.to_json(), "training_rows": len(df)}
     mv = registry.register(wine_model.to_files(fitted), metrics={}, params=params)
     return registry.set_status(mv.version, Status.CHAMPION, reason)
 
 
-candidate_promotion = build_promotion_check(CANDIDATE, MODEL_NAME, "system A's XGBRegressor")
+def coverage_problems(metrics: dict) -> list[str]:
+    """Wine types whose held-out 90 % interval coverage is missing or outside
+    ``COVERAGE_RANGE``, each as a sentence."""
+    lo, hi = wine_trust.COVERAGE_RANGE
+    problems = []
+    for wine in WINE_TYPES:
+        value = metrics.get(f"holdout_{wine}_interval90_coverage")
+        if value is None:
+            problems.append(f"{wine}: no held-out interval coverage recorded (retrain)")
+        elif not lo <= value <= hi:
+            problems.append(f"{wine}: held-out 90 % interval coverage {value:.3f} not in {lo}-{hi}")
+    return problems
+
+
+def interval_requirement(candidate: ModelVersion) -> str | None:
+    """The promotion check's refusal of a candidate whose intervals do not hold."""
+    problems = coverage_problems(candidate.metrics)
+    return "; ".join(problems) if problems else None
+
+
+PROMOTION_DESCRIPTION = (
+    "Promote the newest candidate to champion when it beats the champion on the same CV folds "
+    "(or leave it pending approval); refuse files whose checksum does not match, candidates no "
+    "better than system A's XGBRegressor, and candidates failing interval_coverage."
+)
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            "interval_coverage",
+            asset=CANDIDATE,
+            blocking=True,
+            description="The candidate's 90 % prediction interval covers 87-93 % of held-out "
+            "wines of each type (cross-fitted on duplicate-aware folds).",
+        ),
+        dg.AssetCheckSpec(
+            "candidate_promotion", asset=CANDIDATE, blocking=True, description=PROMOTION_DESCRIPTION
+        ),
+    ],
+)
+def candidate_promotion(
+    context: dg.AssetCheckExecutionContext, model_store: ModelStoreResource
+) -> Iterator[dg.AssetCheckResult]:
+    """``interval_coverage``, then the shared promotion rule with the coverage as a further
+    requirement: a candidate whose intervals do not hold is rejected, never champion."""
+    version = latest_version(context, CANDIDATE)
+    if version is None:
+        yield dg.AssetCheckResult(
+            check_name="interval_coverage", passed=False, description="no candidate yet"
+        )
+        yield dg.AssetCheckResult(
+            check_name="candidate_promotion",
+            passed=False,
+            description="no candidate has been trained yet",
+            metadata={"version": -1},
+        )
+        return
+    metrics = model_store.registry(MODEL_NAME).get(version).metrics
+    problems = coverage_problems(metrics)
+    yield dg.AssetCheckResult(
+        check_name="interval_coverage",
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or "held-out coverage within range for every wine type",
+        metadata={
+            "version": version,
+            **{k: v for k, v in metrics.items() if k.startswith("holdout_") and "interval90" in k},
+        },
+    )
+    result = promote(
+        model_store, MODEL_NAME, version, "system A's XGBRegressor", interval_requirement
+    )
+    context.log.info(f"{MODEL_NAME}:v{version}: {result.description}")
+    yield dg.AssetCheckResult(
+        check_name="candidate_promotion",
+        passed=result.passed,
+        severity=result.severity,
+        description=result.description,
+        metadata=result.metadata,
+    )

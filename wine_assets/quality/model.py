@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
     from xgboost import XGBRegressor
 
+    from wine_assets.quality.trust import Trust
+
 #: Wine-type encoding fed to models that train on both types at once.
 WINE_TYPE_FEATURE = "is_red"
 WINE_TYPE_CODES: dict[str, float] = {"red": 1.0, "white": 0.0}
@@ -46,6 +48,15 @@ TOLERANCES: dict[str, float] = {"acc_t025": 0.25, "acc_t05": 0.5, "acc_t10": 1.0
 
 #: System B's target: a wine is "good" when quality >= 6.
 GOOD_THRESHOLD = 6
+
+
+def is_good(quality: Any) -> Any:
+    """The one definition of a good wine: quality >= ``GOOD_THRESHOLD`` (UCI's convention and
+    system B's label). Used alike for true scores, predicted scores (the service's verdict, the
+    page, the evaluation's ``good_accuracy``) and the P(good) calibration's label."""
+    return np.asarray(quality, dtype=np.float64) >= GOOD_THRESHOLD
+
+
 SYSTEM_B_FEATURES: tuple[str, ...] = (
     "fixed_acidity",
     "volatile_acidity",
@@ -284,6 +295,8 @@ class FittedModel:
 
     spec: ModelSpec
     parts: dict[str, PackedForest | XGBRegressor] = field(default_factory=dict)
+    #: P(good) calibration and conformal intervals (``trust.py``); None: scores only.
+    trust: Trust | None = None
 
 
 def check_frame(df: pd.DataFrame, features: Sequence[str] = FEATURES) -> None:
@@ -342,7 +355,7 @@ def target(spec: ModelSpec, df: pd.DataFrame) -> np.ndarray:
     """Quality as float for regressors, 1/0 good for the classifier."""
     quality = df[TARGET].to_numpy()
     if spec.is_classifier:
-        return (quality >= GOOD_THRESHOLD).astype(np.int64)
+        return is_good(quality).astype(np.int64)
     return quality.astype(np.float64)
 
 
@@ -459,6 +472,10 @@ def to_files(fitted: FittedModel) -> dict[str, bytes]:
             name = f"xgb_{part}.json"
             files[name] = bytes(model.get_booster().save_raw(raw_format="json"))
         parts[part] = name
+    if fitted.trust is not None:
+        from wine_assets.quality.trust import TRUST_FILE
+
+        files[TRUST_FILE] = fitted.trust.to_bytes()
     manifest = {
         "format": FILE_FORMAT,
         "spec": fitted.spec.to_json(),
@@ -506,6 +523,10 @@ def from_files(files: dict[str, bytes]) -> FittedModel:
             fitted.parts[part] = booster
     if sorted(fitted.parts) != sorted(part_names(spec)):
         raise ValueError(f"model parts {sorted(fitted.parts)} != {part_names(spec)}")
+    from wine_assets.quality.trust import TRUST_FILE, Trust
+
+    if TRUST_FILE in files:
+        fitted.trust = Trust.from_bytes(files[TRUST_FILE])
     return fitted
 
 
@@ -563,10 +584,11 @@ def classification_metrics(good: np.ndarray, proba: np.ndarray) -> dict[str, flo
 
 
 def _regression_metrics(y: np.ndarray, y_hat: np.ndarray) -> dict[str, float]:
-    """Cortez's metrics plus the regressor read as a good/not-good classifier (y_hat >= 5.5)."""
-    good = y >= GOOD_THRESHOLD
+    """Cortez's metrics plus the regressor read as a good/not-good classifier: a wine is called
+    good when its predicted score is good by ``is_good`` (>= 6), as the service calls it."""
+    good = is_good(y)
     out = cortez_metrics(y, y_hat)
-    out["good_accuracy"] = float(np.mean((y_hat >= GOOD_THRESHOLD - 0.5) == good))
+    out["good_accuracy"] = float(np.mean(is_good(y_hat) == good))
     from sklearn.metrics import roc_auc_score
 
     auc = roc_auc_score(good, y_hat) if 0 < good.sum() < len(good) else np.nan
@@ -640,7 +662,7 @@ def evaluate_cv(
     mean and std over repeats, overall and per wine type.
 
     Regressors report mad and acc_t025/t05/t10 (plus good_accuracy/good_auc: the output
-    thresholded at 5.5); the classifier reports accuracy and auc.  ``aggregates`` adds forest
+    read by ``is_good``); the classifier reports accuracy and auc.  ``aggregates`` adds forest
     aggregations other than the spec's, scored from the same fits (under ``by_aggregate``).
     """
     frame = df.reset_index(drop=True)
@@ -675,7 +697,7 @@ def evaluate_cv(
             for scope, rows in scopes.items():
                 if key == "proba":
                     metrics = classification_metrics(
-                        y[rows] >= GOOD_THRESHOLD, predictions[key][repeat, rows]
+                        is_good(y[rows]), predictions[key][repeat, rows]
                     )
                 else:
                     metrics = _regression_metrics(y[rows], predictions[key][repeat, rows])
