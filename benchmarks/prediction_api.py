@@ -121,7 +121,6 @@ def measure(
     import requests
 
     from platform_core.registry import ModelRegistry
-    from platform_core.settings import data_dir
     from platform_core.storage import PlatformStorage
     from tests.conftest import free_port, wait_http
     from tests.pg_server import PostgresServer
@@ -130,7 +129,7 @@ def measure(
     from wine_assets.quality.assets import register_champion
     from wine_assets.quality.snapshot import MODEL_NAME
 
-    uci = read_uci(data_dir())
+    uci = read_uci()
     pg = PostgresServer()
     pg.init()
     pg.start()
