@@ -16,6 +16,7 @@ reports (system B's monitoring page). The metadata's ``report`` is a link to ``w
 """
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,11 @@ POSITIONS_TAG = "wine/drift_positions"
 WHOLE_HOUR = "hour"
 _HOUR_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}00Z$")
 _LABEL = re.compile(r"^(?:[1-9]\d*-[1-9]\d*|hour)$")
+
+
+def _finite(value: float) -> float | None:
+    """``value``, or None for NaN (summary.json stays strict JSON)."""
+    return None if math.isnan(value) else value
 
 
 def hour_key(ts: datetime) -> str:
@@ -262,7 +268,8 @@ def wine_drift_report(
     rejected = result.rejected(t.alpha)
     summary |= {
         "drift_auc": result.auc,
-        "prediction_js_divergence": result.prediction_js_divergence,
+        "prediction_shift": _finite(result.prediction_shift),
+        "prediction_shift_ks": _finite(result.prediction_shift_ks),
         "mean_quality_current": result.mean_quality_current,
         "mean_quality_baseline": result.mean_quality_baseline,
         "pvalues": result.tests["pvalue"].to_dict(),
@@ -308,7 +315,9 @@ def wine_drift_report(
             "compared": True,
             "rows_baseline": result.rows_baseline,
             "drift_auc": result.auc,
-            "prediction_js_divergence": result.prediction_js_divergence,
+            # NaN (no out-of-fold scores kept with a champion older than them) is not JSON
+            "prediction_shift": dg.MetadataValue.float(result.prediction_shift),
+            "prediction_shift_ks": dg.MetadataValue.float(result.prediction_shift_ks),
             "mean_predicted_quality": result.mean_quality_current,
             "mean_predicted_quality_training": result.mean_quality_baseline,
             "features_rejected": dg.MetadataValue.json(rejected),

@@ -69,6 +69,10 @@ class TypeTrust:
     x_thresholds: np.ndarray
     y_thresholds: np.ndarray
     residuals: np.ndarray  # y - y_hat, out of fold
+    #: The out-of-fold predicted scores themselves: the training data's score distribution as
+    #: unseen wines get it (the drift report's baseline; in-sample scores of fully grown trees
+    #: recall the labels). None in files written before it was kept.
+    scores: np.ndarray | None = None
     _conformal: Any = field(default=None, repr=False, compare=False)
 
     def p_good(self, quality: np.ndarray) -> np.ndarray:
@@ -125,6 +129,7 @@ class Trust:
                     "x_thresholds": part.x_thresholds.tolist(),
                     "y_thresholds": part.y_thresholds.tolist(),
                     "residuals": part.residuals.tolist(),
+                    "scores": None if part.scores is None else part.scores.tolist(),
                 }
                 for name, part in self.types.items()
             },
@@ -142,6 +147,7 @@ class Trust:
                     np.asarray(part["x_thresholds"], np.float64),
                     np.asarray(part["y_thresholds"], np.float64),
                     np.asarray(part["residuals"], np.float64),
+                    None if part.get("scores") is None else np.asarray(part["scores"], np.float64),
                 )
                 for name, part in body["types"].items()
             }
@@ -166,6 +172,7 @@ def from_out_of_fold(wine_type: np.ndarray, y: np.ndarray, y_hat: np.ndarray) ->
             np.asarray(iso.X_thresholds_, np.float64),
             np.asarray(iso.y_thresholds_, np.float64),
             np.asarray(y[rows] - y_hat[rows], np.float64),
+            np.asarray(y_hat[rows], np.float64),
         )
     return Trust(types)
 
