@@ -189,6 +189,14 @@ def test_normal_snapshot_passes_every_check(trained, barrels):
     assert all(e.passed for e in result.get_asset_check_evaluations())
     snap = storage.read_parquet(f"tables/wine_sensor_snapshot/{key}.parquet")
     assert len(snap) == 16 and set(snap["wine_type"]) == {"red", "white"}
+    # beside each score: P(good) and the 90 % interval from the champion's calibration
+    preds = storage.read_parquet(f"tables/barrel_quality_predictions/{key}.parquet")
+    assert len(preds) == 16
+    assert preds["p_good"].between(0, 1).all()
+    assert (preds["quality_low_90"] <= preds["predicted_quality"]).all()
+    assert (preds["predicted_quality"] <= preds["quality_high_90"]).all()
+    width = preds["quality_high_90"] - preds["quality_low_90"]
+    assert width.between(1.0, 3.5).all()
 
 
 def test_a_write_not_visible_in_the_window_is_named_by_a_warning(trained, barrels):

@@ -30,6 +30,7 @@ from platform_core.model_store import ModelStoreResource
 from wine_assets import freshness
 from wine_assets.features import FEATURES, WINE_TYPES
 from wine_assets.quality import model as wine_model
+from wine_assets.quality import trust as wine_trust
 from wine_assets.quality.scoring import score_and_write
 from wine_assets.readings.resource import ReadingsStoreResource
 from wine_assets.readings.schema import Reading
@@ -282,6 +283,9 @@ def barrel_quality_predictions(
         store.prediction_batch(model_version=champion.version, scored_at=scored_at) as batch,
     ):
         quality = score_and_write(model, todo, newest, batch)
+    # P(good) and the 90 % interval go to this table (NaN for a champion without a
+    # calibration); the readings store keeps the score only.
+    p_good, interval = wine_trust.annotate(model.trust, todo["wine_type"].to_numpy(), quality)
     out = pd.DataFrame(
         {
             "barrel_id": todo["barrel_id"].astype("string"),
@@ -289,6 +293,9 @@ def barrel_quality_predictions(
             "reading_seq": todo["seq"].astype("int64"),
             "reading_updated_at": todo["updated_at"].astype("string"),
             "predicted_quality": quality.astype("float64"),
+            "p_good": p_good,
+            "quality_low_90": interval[:, 0],
+            "quality_high_90": interval[:, 1],
             "model_version": champion.version,
             "scored_at": scored_at,
         }
