@@ -10,9 +10,20 @@ Candidate and system A (XGBoost defaults, one model per type) report MAD and acc
 T = 0.25/0.5/1.0 on the unrounded output; system B (random-forest classifier of quality >= 6)
 reports accuracy and ROC AUC.  The candidate's median-of-trees aggregation is scored from the
 same fits as ``candidate_median_*`` for comparison (whole-score outputs; not the candidate).
+``good_accuracy`` reads the regressor's score as the service does (``model.is_good``: >= 6).
+
+What a winemaker is served beside the score (``wine_assets.quality.trust``), on the first
+``--trust-repeats`` repeats of the same duplicate-aware folds, per wine type: P(good)'s Brier
+score and expected calibration error (``good_brier``, ``good_ece``; 10 bins) next to system B's
+classifier on the same folds (``system_b_good_brier``, ``system_b_good_ece``), and the 90 %
+conformal interval's coverage and mean width in quality points (``interval90_coverage``,
+``interval90_width``). In every training part the regressor is fitted and calibrated from its
+own inner out-of-fold predictions, then scored on the held-out part (nested: 6 fits a fold).
+Trust goals: ``good_ece`` <= 0.03, ``good_brier`` < system B's, coverage within 0.88-0.92.
 ``--check`` exits 1 when a goal fails.
 
-    python benchmarks/wine_model.py --json FILE [--repeats N] [--seed S] [--check]
+    python benchmarks/wine_model.py --json FILE [--repeats N] [--trust-repeats K] [--seed S]
+        [--check]
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from figures import emit, timed
 from platform_core import settings
 from wine_assets.features import WINE_TYPES, read_uci
 from wine_assets.quality import model as wq
+from wine_assets.quality.trust import CONFIDENCE, ECE_BINS, evaluate_trust
 
 #: Goals from the issue, per wine type: (metric, "max" | "min", bound).
 GOALS: dict[str, list[tuple[str, str, float]]] = {
@@ -75,7 +87,26 @@ def _goals(figures: dict[str, float], wine: str) -> dict[str, bool]:
     return out
 
 
-def run(seed: int, repeats: int) -> dict[str, Any]:
+TRUST_METRICS = (
+    "good_brier",
+    "good_ece",
+    "good_accuracy_p05",
+    "system_b_good_brier",
+    "system_b_good_ece",
+    "interval90_coverage",
+    "interval90_width",
+)
+
+
+def _trust_goals(figures: dict[str, float]) -> dict[str, bool]:
+    return {
+        "good_ece_le_0.03": figures["good_ece"] <= 0.03,
+        "good_brier_lt_system_b": figures["good_brier"] < figures["system_b_good_brier"],
+        "interval90_coverage_in_0.88_0.92": 0.88 <= figures["interval90_coverage"] <= 0.92,
+    }
+
+
+def run(seed: int, repeats: int, trust_repeats: int = 5) -> dict[str, Any]:
     """Everything the JSON report holds."""
     base = data_dir()
     df, load_s = timed(read_uci, base)
@@ -105,6 +136,15 @@ def run(seed: int, repeats: int) -> dict[str, Any]:
         if label == "candidate":
             _, timings["candidate_predict_all_rows"] = timed(wq.predict, fitted, df)
 
+    print(f"[wine_model] trust: {trust_repeats}x5 nested CV ...", file=sys.stderr, flush=True)
+    trust_figures, timings["trust_cv"] = timed(
+        evaluate_trust,
+        wq.CANDIDATE_SPEC,
+        df,
+        n_repeats=trust_repeats,
+        seed=seed,
+        baseline=wq.SYSTEM_B_SPEC,
+    )
     cand, cand_d = results["candidate"], results["candidate_dedup"]
     report: dict[str, Any] = {}
     for wine in [*WINE_TYPES, "overall"]:
@@ -122,6 +162,10 @@ def run(seed: int, repeats: int) -> dict[str, Any]:
         figures["candidate_beats_system_a_dedup_mad"] = (
             figures["dedup_mad"] < figures["system_a_dedup_mad"]
         )
+        if wine in trust_figures:
+            figures |= {k: trust_figures[wine][k] for k in TRUST_METRICS}
+            figures["trust_goals"] = _trust_goals(figures)
+            figures["all_trust_goals_pass"] = all(figures["trust_goals"].values())
         if wine in GOALS:
             figures["goals"] = _goals(figures, wine)
             figures["all_goals_pass"] = all(figures["goals"].values())
@@ -144,6 +188,13 @@ def run(seed: int, repeats: int) -> dict[str, Any]:
         result.pop("predictions", None)
         result.pop("predictions_by_aggregate", None)
     report["all_goals_pass"] = all(report[w]["all_goals_pass"] for w in GOALS)
+    report["all_trust_goals_pass"] = all(report[w]["all_trust_goals_pass"] for w in WINE_TYPES)
+    report["trust_config"] = {
+        "repeats": trust_repeats,
+        "folds": "the first repeats of the dedup folds; calibration by inner 5-fold dedup CV",
+        "confidence": CONFIDENCE,
+        "ece_bins": ECE_BINS,
+    }
     report["goals"] = {w: {f"{m}_{s}": b for m, s, b in g} for w, g in GOALS.items()}
     report["cv_config"] = cv | {"folds": "per wine type; dedup groups = type+features+quality"}
     report["folds_shared"] = {
@@ -188,6 +239,12 @@ def summary(report: dict[str, Any]) -> str:
             f"goals {'PASS' if r['all_goals_pass'] else 'FAIL'} "
             f"{[k for k, ok in r['goals'].items() if not ok]}"
         )
+        lines.append(
+            f"{wine:5s} P(good) brier {r['good_brier']:.4f} (B {r['system_b_good_brier']:.4f}) "
+            f"ece {r['good_ece']:.4f} (B {r['system_b_good_ece']:.4f}) | interval90 coverage "
+            f"{r['interval90_coverage']:.3f} width {r['interval90_width']:.2f} | trust goals "
+            f"{'PASS' if r['all_trust_goals_pass'] else 'FAIL'}"
+        )
     return "\n".join(lines)
 
 
@@ -196,12 +253,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", required=True, type=Path, help="write the report here")
     parser.add_argument("--seed", type=int, default=0, help="CV fold seed (default 0)")
     parser.add_argument("--repeats", type=int, default=20, help="CV repeats (default 20)")
+    parser.add_argument(
+        "--trust-repeats", type=int, default=5, help="repeats of the nested P(good)/interval CV"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if any goal fails")
     args = parser.parse_args(argv)
-    report = run(args.seed, args.repeats)
+    report = run(args.seed, args.repeats, min(args.trust_repeats, args.repeats))
     emit(report, args.json)
     print(summary(report), file=sys.stderr)
-    return 1 if args.check and not report["all_goals_pass"] else 0
+    failed = not (report["all_goals_pass"] and report["all_trust_goals_pass"])
+    return 1 if args.check and failed else 0
 
 
 if __name__ == "__main__":

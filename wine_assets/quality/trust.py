@@ -201,7 +201,12 @@ def trust_metrics(
     good: np.ndarray, proba: np.ndarray, y: np.ndarray, interval: np.ndarray | None = None
 ) -> dict[str, float]:
     """Brier and ECE of P(good); coverage and mean width of the interval when given."""
-    out = {"good_brier": brier(good, proba), "good_ece": expected_calibration_error(good, proba)}
+    out = {
+        "good_brier": brier(good, proba),
+        "good_ece": expected_calibration_error(good, proba),
+        # what a verdict at P(good) >= 0.5 would score (the service's verdict is the score's)
+        "good_accuracy_p05": float(np.mean((np.asarray(proba) >= 0.5) == np.asarray(good))),
+    }
     if interval is not None:
         y = np.asarray(y, np.float64)
         out["interval90_coverage"] = float(np.mean((interval[:, 0] <= y) & (y <= interval[:, 1])))
