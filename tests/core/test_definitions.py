@@ -27,9 +27,10 @@ def test_readings_sensor_runs_by_default_and_jobs_run_in_process():
 
 
 def test_every_model_has_a_blocking_promotion_check_and_an_approval_job():
-    for defs, asset, job in (
-        (beer, "ibu_model_candidate", "approve_beer_ibu"),
-        (wine, "wine_quality_model_candidate", "approve_wine_quality"),
+    for defs, asset, job, others in (
+        (beer, "ibu_model_candidate", "approve_beer_ibu", []),
+        # the wine model's interval coverage also decides promotion (issue 16)
+        (wine, "wine_quality_model_candidate", "approve_wine_quality", ["interval_coverage"]),
     ):
         specs = [
             spec
@@ -37,7 +38,9 @@ def test_every_model_has_a_blocking_promotion_check_and_an_approval_job():
             for spec in checks.check_specs
             if spec.asset_key == dg.AssetKey(asset)
         ]
-        assert [(s.name, s.blocking) for s in specs] == [("candidate_promotion", True)]
+        assert sorted((s.name, s.blocking) for s in specs) == sorted(
+            [("candidate_promotion", True)] + [(name, True) for name in others]
+        )
         assert defs.resolve_job_def(job) is not None
 
 
