@@ -129,6 +129,14 @@ MUTATIONS = [
         "    if m[SCORE] > m[BASELINE_SCORE]:\n",
         ("tests/core/test_promotion.py",),
     ),
+    Mutation(
+        "wine_promotion_ignores_interval_coverage",
+        "the wine candidate is promoted although its 90 % interval misses its coverage",
+        "wine_assets/quality/assets.py",
+        '"system A\'s XGBRegressor", interval_requirement',
+        '"system A\'s XGBRegressor", None',
+        ("tests/wine/test_quality_promotion.py",),
+    ),
     # Beyond issue 18's table: the other modules that guard data.
     Mutation(
         "snapshot_scores_quarantined_readings",
