@@ -108,3 +108,32 @@ def test_trust_travels_with_the_model_files(wine_df, oof):
     # a model saved without one serves scores only
     fitted.trust = None
     assert wq.from_files(wq.to_files(fitted)).trust is None
+
+
+def test_served_interval_is_crepes_split_conformal_without_importing_it(oof, tmp_path):
+    from crepes import ConformalRegressor
+
+    wine_type, y, y_hat, _ = oof
+    trust = wt.from_out_of_fold(wine_type, y, y_hat)
+    loaded = wt.Trust.from_bytes(trust.to_bytes())
+    scores = np.linspace(0.0, 10.0, 41)
+    for name in ("red", "white"):
+        rows = wine_type == name
+        crepes = ConformalRegressor().fit(y[rows] - y_hat[rows])
+        for confidence in (0.9, 0.8):
+            expected = crepes.predict_int(scores, confidence=confidence, y_min=0, y_max=10)
+            got = loaded.interval(np.full(len(scores), name), scores, confidence)
+            np.testing.assert_allclose(got, expected)
+    # a process that loads a model and serves 90 % intervals does not import crepes
+    path = tmp_path / "trust.json"
+    path.write_bytes(trust.to_bytes())
+    probe = (
+        "import sys, numpy as np; from wine_assets.quality.trust import Trust; "
+        f"t = Trust.from_bytes(open({str(path)!r}, 'rb').read()); "
+        "t.interval(np.array(['red']), np.array([5.5])); print('crepes' in sys.modules)"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -73,24 +73,30 @@ class TypeTrust:
     #: unseen wines get it (the drift report's baseline; in-sample scores of fully grown trees
     #: recall the labels). None in files written before it was kept.
     scores: np.ndarray | None = None
-    _conformal: Any = field(default=None, repr=False, compare=False)
+    #: Conformal half-width per confidence, from crepes; the default confidence's is stored
+    #: in trust.json, so serving needs no crepes (its import, ~0.75 s with scipy.stats, would
+    #: land on a barrel run's or the service's first request).
+    half_widths: dict[float, float] = field(default_factory=dict)
 
     def p_good(self, quality: np.ndarray) -> np.ndarray:
         return np.interp(np.asarray(quality, np.float64), self.x_thresholds, self.y_thresholds)
 
-    def interval(self, quality: np.ndarray, confidence: float) -> np.ndarray:
-        """(n, 2) lower and upper bounds, clipped to the quality scale."""
-        if self._conformal is None:
+    def half_width(self, confidence: float) -> float:
+        """crepes' split-conformal half-width at ``confidence`` (cached)."""
+        if confidence not in self.half_widths:
             from crepes import ConformalRegressor
 
-            self._conformal = ConformalRegressor().fit(self.residuals)
-        lo, hi = QUALITY_SCALE
-        return np.asarray(
-            self._conformal.predict_int(
-                np.asarray(quality, np.float64), confidence=confidence, y_min=lo, y_max=hi
-            ),
-            dtype=np.float64,
-        )
+            conformal = ConformalRegressor().fit(self.residuals)
+            bounds = conformal.predict_int(np.zeros(1), confidence=confidence)
+            self.half_widths[confidence] = float(bounds[0, 1])
+        return self.half_widths[confidence]
+
+    def interval(self, quality: np.ndarray, confidence: float) -> np.ndarray:
+        """(n, 2) bounds: the score -/+ the half-width, clipped to the quality scale (what
+        crepes' ``predict_int`` with ``y_min``/``y_max`` returns)."""
+        quality = np.asarray(quality, np.float64)
+        width = self.half_width(confidence)
+        return np.clip(np.stack([quality - width, quality + width], axis=1), *QUALITY_SCALE)
 
 
 @dataclass
@@ -130,6 +136,7 @@ class Trust:
                     "y_thresholds": part.y_thresholds.tolist(),
                     "residuals": part.residuals.tolist(),
                     "scores": None if part.scores is None else part.scores.tolist(),
+                    "half_width_90": part.half_width(CONFIDENCE),
                 }
                 for name, part in self.types.items()
             },
@@ -148,6 +155,7 @@ class Trust:
                     np.asarray(part["y_thresholds"], np.float64),
                     np.asarray(part["residuals"], np.float64),
                     None if part.get("scores") is None else np.asarray(part["scores"], np.float64),
+                    {CONFIDENCE: float(part["half_width_90"])},
                 )
                 for name, part in body["types"].items()
             }
