@@ -29,6 +29,7 @@ import requests
 
 from wine_assets.features import FEATURES, read_uci
 from wine_assets.monitoring.assets import hour_key
+from wine_assets.quality.model import is_good
 from wine_assets.readings.simulator import MODES, apply_mode
 
 
@@ -74,7 +75,7 @@ def send(wines: list[dict[str, Any]], url: str, chunk: int = 1000) -> dict[str, 
         "requests": len(request_ids),
         "drift_partitions": hours,
         "mean_predicted_quality": float(np.mean(qualities)) if qualities else None,
-        "good_share": float(np.mean(np.array(qualities) >= 6)) if qualities else None,
+        "good_share": float(np.mean(is_good(qualities))) if qualities else None,
     }
 
 
