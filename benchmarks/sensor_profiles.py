@@ -59,11 +59,10 @@ def timed_cpu(func, *args, **kwargs):
 
 
 def bench_instance(root: Path):
-    """The worker's Dagster instance: the storage of the project's dagster.yaml (what
-    ``dagster dev`` uses) under ``root``, or, when the main process set INSTANCE_PG_VAR,
-    PostgreSQL configured as docker/dagster.yaml does."""
+    """The worker's Dagster instance: Dagster's standard SQLite storage under ``root`` (what
+    the project's dagster.yaml gives ``dagster dev``), or, when the main process set
+    INSTANCE_PG_VAR, PostgreSQL configured as docker/dagster.yaml does."""
     import dagster as dg
-    import yaml
 
     home = root / "home"
     home.mkdir()
@@ -71,12 +70,7 @@ def bench_instance(root: Path):
     if pg:
         storage = {"postgres": {"postgres_db": json.loads(pg)}}
     else:
-        storage = yaml.safe_load((REPO / "dagster.yaml").read_text())["storage"]
-        (kind,) = storage
-        if kind == "custom":
-            storage[kind]["config"]["base_dir"] = str(home)
-        else:
-            storage[kind]["base_dir"] = str(home)
+        storage = {"sqlite": {"base_dir": str(home)}}
     return dg.instance_for_test(temp_dir=str(home), overrides={"storage": storage})
 
 

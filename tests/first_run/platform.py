@@ -122,7 +122,8 @@ def fresh_env(home: Path) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("PLATFORM_", "DAGSTER_", "WINE_", "PROFILES_", "PREDICTION_"))
-        and k not in {"PUNK_API_URL", "MODEL_APPROVAL", "AWS_ENDPOINT_URL", "SIMULATE"}
+        and not k.startswith("AWS_")
+        and k not in {"PUNK_API_URL", "MODEL_APPROVAL", "SIMULATE"}
     }
     env["PLATFORM_HOME"] = str(home / "platform")
     env["DAGSTER_HOME"] = str(home / "dagster")

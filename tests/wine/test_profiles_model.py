@@ -141,9 +141,9 @@ def test_stuck_sensors_leave_profiles_empty_and_the_blocking_check_rejects_the_m
     # constants: two distinct sensor-days for k = 4, so k-means fills two profiles at most
     # (re-seeding an empty profile has no other point to move to).
     drop = tmp_path / "drop"
-    write_days(drop, sensors=40, days=1, start=date(2023, 2, 14), seed=7)
+    write_days(drop, sensors=40, days=1, start=date(2023, 2, 15), seed=7)
     rows = [
-        (s, f"2023-02-15 {h:02d}", 12.5 if s % 2 else 14.0) for s in range(40) for h in range(24)
+        (s, f"2023-02-16 {h:02d}", 12.5 if s % 2 else 14.0) for s in range(40) for h in range(24)
     ]
     pd.DataFrame(rows, columns=["sensor_id", "timestamp", "temperature"]).to_csv(
         drop / "stuck.csv", index=False
@@ -153,14 +153,14 @@ def test_stuck_sensors_leave_profiles_empty_and_the_blocking_check_rejects_the_m
     registry = ModelRegistry(storage, MODEL_NAME)
     with dg.instance_for_test() as instance:
         healthy = dg.materialize(
-            profile_assets, resources=resources, instance=instance, partition_key="2023-02-14"
+            profile_assets, resources=resources, instance=instance, partition_key="2023-02-15"
         )
         assert healthy.success and registry.champion().version == 1
         result = dg.materialize(
             profile_assets,
             resources=resources,
             instance=instance,
-            partition_key="2023-02-15",
+            partition_key="2023-02-16",
             raise_on_error=False,
         )
         assert not result.success
@@ -181,7 +181,7 @@ def test_stuck_sensors_leave_profiles_empty_and_the_blocking_check_rejects_the_m
         # Blocking: the assignments step never started for the stuck day.
         assert not result.asset_materializations_for_node("sensor_profile_assignments")
         assignments = dg.AssetKey("sensor_profile_assignments")
-        assert instance.get_materialized_partitions(assignments) == {"2023-02-14"}
+        assert instance.get_materialized_partitions(assignments) == {"2023-02-15"}
         started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
         assert started == {"sensor_temperatures", "sensor_daily_features", "sensor_profile_model"}
         [failure] = [e for e in result.all_events if e.is_step_failure]
