@@ -133,8 +133,8 @@ MUTATIONS = [
         "wine_promotion_ignores_interval_coverage",
         "the wine candidate is promoted although its 90 % interval misses its coverage",
         "wine_assets/quality/assets.py",
-        '"system A\'s XGBRegressor", interval_requirement',
-        '"system A\'s XGBRegressor", None',
+        "BASELINE_LABEL, interval_requirement",
+        "BASELINE_LABEL, None",
         ("tests/wine/test_quality_promotion.py",),
     ),
     # Beyond issue 18's table: the other modules that guard data.

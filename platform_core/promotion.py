@@ -72,7 +72,7 @@ def promote(
     m = candidate.metrics
     if m[SCORE] >= m[BASELINE_SCORE]:
         reason = (
-            f"score {m[SCORE]:.4f} is not better than {baseline_label}'s {m[BASELINE_SCORE]:.4f}"
+            f"score {m[SCORE]:.4f} is not better than {baseline_label} ({m[BASELINE_SCORE]:.4f})"
         )
         registry.set_status(candidate.version, Status.REJECTED, reason)
         return promotion_result(False, reason, candidate.version, error=True)

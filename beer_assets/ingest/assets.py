@@ -88,8 +88,9 @@ class QuarantineConfig(dg.Config):
             group_name=GROUP,
             automation_condition=BUILD_WHEN_MISSING,
             kinds={"pandas", "parquet"},
-            description="One row per beer id (latest landed version wins): system C's nine "
-            "columns plus attenuation, volumes, first-brewed date and ingredient features.",
+            description="One row per beer id (latest landed version wins): the original IBU "
+            "model's nine columns plus attenuation, volumes, first-brewed date and ingredient "
+            "features.",
         ),
         "punkapi_quarantine": dg.AssetOut(
             group_name=GROUP,

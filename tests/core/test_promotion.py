@@ -116,7 +116,7 @@ def test_candidate_no_better_than_the_old_system_is_rejected_with_error(local_st
     check = promotion(result)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert check.description == (
-        f"score {score:.4f} is not better than the old system's model's 2.0000"
+        f"score {score:.4f} is not better than the old system's model (2.0000)"
     )
     assert check.metadata["status"].value == Status.REJECTED
     assert registry.get(1).status == Status.REJECTED

@@ -72,7 +72,8 @@ def confusion_plot(y_true: pd.Series, y_pred) -> dg.MetadataValue:
     automation_condition=BUILD_WHEN_MISSING,
     description="A wine quality regressor (11 features + wine type) registered as a candidate; "
     "Cortez protocol (MAD, accuracy at T=0.25/0.5/1.0, per type) and duplicate-aware CV, next "
-    "to system A's XGBRegressor, system B's classifier and the champion on the same folds.",
+    "to the barrel system's original XGBoost regressor, the original 6-feature 'good wine' "
+    "classifier and the champion on the same folds.",
 )
 def wine_quality_model_candidate(
     context: dg.AssetExecutionContext,
@@ -166,10 +167,14 @@ def interval_requirement(candidate: ModelVersion) -> str | None:
     return "; ".join(problems) if problems else None
 
 
+#: What the candidate must beat, as the check's result names it.
+BASELINE_LABEL = "the barrel system's original XGBoost regressor"
+
 PROMOTION_DESCRIPTION = (
     "Promote the newest candidate to champion when it beats the champion on the same CV folds "
     "(or leave it pending approval); refuse files whose checksum does not match, candidates no "
-    "better than system A's XGBRegressor, and candidates failing interval_coverage."
+    "better than the barrel system's original XGBoost regressor, and candidates failing "
+    "interval_coverage."
 )
 
 
@@ -216,9 +221,7 @@ def candidate_promotion(
             **{k: v for k, v in metrics.items() if k.startswith("holdout_") and "interval90" in k},
         },
     )
-    result = promote(
-        model_store, MODEL_NAME, version, "system A's XGBRegressor", interval_requirement
-    )
+    result = promote(model_store, MODEL_NAME, version, BASELINE_LABEL, interval_requirement)
     context.log.info(f"{MODEL_NAME}:v{version}: {result.description}")
     yield dg.AssetCheckResult(
         check_name="candidate_promotion",
