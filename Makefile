@@ -8,14 +8,12 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # PLATFORM_DATA_DIR, when set, is read by the platform and the tests; the dump is fetched here
 # regardless, so the defaults of a fresh machine always have it.
 DEFAULT_DATA_DIR := $(CURDIR)/data
-# A single-run backfill logs one "planned" event per asset instead of one per asset and day
-# (Dagster's opt-in; on SQLite each event costs two fsyncs, half a 90-day profile backfill's
-# bookkeeping). Trade-off: partitions of a run that fails show as missing, not failed.
+# Dagster's opt-ins for range runs (docs/decisions/0004-dagster-event-opt-ins.md): one
+# "planned" event per asset instead of one per asset and day (trade-off: partitions of a run
+# that fails show as missing, not failed) ...
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
-# ... and stores a range run's per-day materializations in batches of up to 100 (Dagster's
-# opt-in; only the events of one step's output are buffered, flushed when it ends). PostgreSQL
-# writes a batch in one insert (a 90-day profile backfill's bookkeeping: 11 s -> 1.4 s);
-# SQLite still stores them one by one.
+# ... and a step output's per-day materializations stored in batches of up to 100
+# (PostgreSQL writes a batch in one insert; SQLite still stores them one by one).
 export DAGSTER_EVENT_BATCH_SIZE ?= 100
 PUNKAPI_DB := punkapi-db@2.6.0
 

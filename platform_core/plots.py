@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 def pyplot() -> ModuleType:
     """``matplotlib.pyplot`` on the Agg backend (code servers have no display), imported on
-    first use: it costs ~0.7 s, paid by every run process that imports the code location."""
+    first use, not by every run process that imports the code location
+    (docs/decisions/0005-heavy-imports-where-used.md)."""
     import matplotlib
 
     matplotlib.use("Agg")

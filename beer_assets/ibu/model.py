@@ -21,8 +21,8 @@ import pandas as pd
 
 from platform_core.specs import JsonSpec
 
-# XGBoost and scikit-learn (~2 s to import) load in the functions that fit, load or score,
-# not with the code location that every run process imports.
+# XGBoost and scikit-learn load in the functions that fit, load or score, not with the code
+# location that every run process imports (docs/decisions/0005-heavy-imports-where-used.md).
 if TYPE_CHECKING:
     from xgboost import XGBRegressor
 
@@ -313,7 +313,8 @@ def evaluate_cv(
     """Repeated k-fold CV on the IBU-known rows in id order; per-fold and mean metrics.
 
     Folds run sequentially with single-threaded boosters: on 256-row folds threads cost more
-    than they save (measured), and results stay independent of the machine.
+    than they save, and results stay independent of the machine
+    (docs/decisions/0002-single-threaded-baseline-fits.md).
     """
     rows = training_rows(df)
     folds = [

@@ -1,8 +1,8 @@
 """Wine quality regression evaluated as Cortez et al. (2009) did, free of Dagster.
 
 The candidate is an ExtraTrees regressor on the 11 UCI features plus a wine-type flag, one model
-for both types.  Baselines are system A (default XGBoost regressor, one per type) and system B
-(a random-forest classifier of "good" = quality >= 6 on six features).
+for both types.  Baselines are the barrel system's original XGBoost regressor (defaults, one per
+type) and the original 6-feature "good wine" classifier (a random forest, "good" = quality >= 6).
 
 Evaluation follows Cortez: 5-fold CV repeated 20 times, MAD (= MAE) and the share of wines
 with |y - y_hat| <= T for T = 0.25, 0.5, 1.0, on the raw regression output (nothing rounded),
@@ -31,8 +31,8 @@ import pandas as pd
 from platform_core.specs import JsonSpec
 from wine_assets.features import FEATURES, QUALITY_SCALE, TARGET, WINE_TYPES
 
-# scikit-learn, skops and XGBoost (~2 s to import) load where they are used, not with this
-# module: every sensor-triggered run imports the code location.
+# scikit-learn, skops and XGBoost load where they are used, not with this module: every
+# sensor-triggered run imports the code location (docs/decisions/0005-heavy-imports-where-used.md).
 if TYPE_CHECKING:
     from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
     from xgboost import XGBRegressor
@@ -46,7 +46,7 @@ WINE_TYPE_CODES: dict[str, float] = {"red": 1.0, "white": 0.0}
 #: Cortez's tolerances; metric names are ``acc_t025``, ``acc_t05``, ``acc_t10``.
 TOLERANCES: dict[str, float] = {"acc_t025": 0.25, "acc_t05": 0.5, "acc_t10": 1.0}
 
-#: System B's target: a wine is "good" when quality >= 6.
+#: The original classifier's target: a wine is "good" when quality >= 6.
 GOOD_THRESHOLD = 6
 
 
@@ -109,37 +109,10 @@ class ModelSpec(JsonSpec):
         return self.kind == RF_CLASSIFIER
 
 
-#: Our model.  Chosen with CV seed 1 (the benchmark reports seed 0), 2-4 repeats, plain and
-#: grouped folds, never looking at seed 0:
-#: * ExtraTrees over RandomForest (max_features 0.5: MAD 0.035-0.05 worse), a tuned deep
-#:   XGBoost (0.03-0.04 worse; blending it in did not help) and default XGBoost (system A);
-#: * max_features 0.33-1.0, 300 vs 600 trees, per-type vs joint training and ratio features
-#:   (free/total SO2, bound SO2, alcohol/density) were all within noise, so: one joint model
-#:   (one artifact), max_features 0.5, 251 trees (MAD flat beyond ~200);
-#: * fully grown trees (min_samples_leaf 1): leaves of 2-5 rows cost 0.04-0.1 MAD;
-#: * aggregate ``mean``.  The median of the trees cuts MAD by ~0.045 and lifts T=1.0 accuracy
-#:   to ~0.97, but with single-row leaves every output is then a whole score (rounding in
-#:   disguise, which Cortez's protocol excludes) and ranking suffers (AUC of "good" 0.90 ->
-#:   0.83).  The benchmark reports the median figures from the same fits for comparison.
-#:   With leaves of two rows the median lands on x.5, and one such prediction counts as
-#:   correct for two scores at T=0.5 (acc_t05 0.70 -> 0.77): avoid that in any median variant.
-#: * Session 4 (seeds 1/2 for choice, seed 0 x20 to confirm; commit fade5db, reverted): the
-#:   best variant, three sub-forests on raw / raw + per-type PCA / raw + 2 random rotations
-#:   (753 trees), moved red mad 0.374 -> 0.372, t05 0.704 -> 0.706, dedup_mad 0.483 -> 0.478,
-#:   white t05 0.696 -> 0.699: no further goal met, gains near the tree-seed noise (mad 0.001,
-#:   t05 0.004), for 3x the trees (46 MB model, 3x predict time). Not adopted. CatBoost (red
-#:   mad 0.44-0.46), distance-weighted kNN (0.41) and blends of either, a linear stretch of the
-#:   output and an L2 stack gave nothing; an L1 stack gained only by pulling outputs onto whole
-#:   scores (share within 0.05 of a whole score 0.31 -> 0.34): rejected as rounding.
-#: * Session 6 (one-off script on the benchmark's folds, seed 0 x20; not a repo figure): the
-#:   trees' grouped median (each tree's score spread over +-0.5, the 50 % point interpolated: a
-#:   continuous estimate of the conditional median) gave red mad 0.374 -> 0.364, white 0.377 ->
-#:   0.369, dedup_mad 0.483 -> 0.469, t05 unchanged, t10 0.915 -> 0.913, AUC unchanged; but the
-#:   share within 0.05 of a whole score rose 0.32 -> 0.36 (grouped folds 0.10 -> 0.15): the MAD
-#:   gain is the same pull onto whole scores as the L1 stack's. Not adopted. Trimmed means of
-#:   the trees go further the same way (25 % trim: t10 0.93, share 0.50).
-#:   Backward feature elimination (seed 1 x2): dropping any one feature moved red mad by <= 0.002
-#:   and lowered t05 (all 11 kept).
+#: Our model: one joint ExtraTrees forest (11 features + wine type), fully grown trees, the
+#: mean of the trees (a median or trimmed mean lowers MAD only by pulling outputs onto whole
+#: scores, which Cortez's protocol excludes as rounding). Why, and every variant tried:
+#: docs/decisions/0001-wine-quality-model.md.
 CANDIDATE_SPEC = ModelSpec(
     name="extra_trees_joint_v1",
     kind=EXTRA_TREES,
@@ -156,10 +129,10 @@ CANDIDATE_SPEC = ModelSpec(
     aggregate="mean",
 )
 
-#: System A: XGBoost's defaults on the 11 features, one model per wine type (Cortez also fit
-#: each type separately; a joint model without the type flag would be a weaker baseline).
-#: One thread: same predictions as two, but on a busy 2-core machine OpenMP's spinning threads
-#: made a single fit 50x slower (26 s vs 0.5 s measured).
+#: The barrel system's original regressor: XGBoost's defaults on the 11 features, one model per
+#: wine type (Cortez also fit each type separately; a joint model without the type flag would
+#: be a weaker baseline). One thread: same predictions, and no stall on a busy machine
+#: (docs/decisions/0002-single-threaded-baseline-fits.md).
 SYSTEM_A_SPEC = ModelSpec(
     name="system_a_xgb_default",
     kind=XGB_REGRESSOR,
@@ -168,8 +141,9 @@ SYSTEM_A_SPEC = ModelSpec(
     per_type=True,
 )
 
-#: System B: RandomForestClassifier(n_estimators=60) on six features, both types pooled, no type
-#: flag, predicting quality >= 6.  random_state pinned (system B left it unset) for repeatability.
+#: The original 6-feature "good wine" classifier: RandomForestClassifier(n_estimators=60) on
+#: six features, both types pooled, no type flag, predicting quality >= 6. random_state pinned
+#: (the original left it unset) for repeatability.
 SYSTEM_B_SPEC = ModelSpec(
     name="system_b_rf_good",
     kind=RF_CLASSIFIER,

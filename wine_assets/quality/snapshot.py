@@ -63,8 +63,8 @@ def snapshot_window(context: dg.AssetExecutionContext) -> tuple[int, int]:
 
     The previous partition is the newest-created one below this position: the sensor creates
     them in increasing order (its cursor only grows), so that is also the highest one below.
-    Partitions are read newest first, a page at a time: a new snapshot finds its predecessor on
-    the first page, where reading every key cost ~0.7 s per run after a month of 10 s ticks.
+    Partitions are read newest first, a page at a time, so a new snapshot finds its predecessor
+    on the first page however many partitions exist (docs/decisions/0003-snapshot-window-paging.md).
     """
     upto = key_seq(context.partition_key)
     cursor = None

@@ -74,8 +74,8 @@ class TypeTrust:
     #: recall the labels). None in files written before it was kept.
     scores: np.ndarray | None = None
     #: Conformal half-width per confidence, from crepes; the default confidence's is stored
-    #: in trust.json, so serving needs no crepes (its import, ~0.75 s with scipy.stats, would
-    #: land on a barrel run's or the service's first request).
+    #: in trust.json, so serving needs no crepes (its import would land on a barrel run's or
+    #: the service's first request; docs/decisions/0005-heavy-imports-where-used.md).
     half_widths: dict[float, float] = field(default_factory=dict)
 
     def p_good(self, quality: np.ndarray) -> np.ndarray:
