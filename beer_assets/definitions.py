@@ -20,8 +20,9 @@ from platform_core.settings import default_punk_api_url, int_setting, setting
 
 ingest_selection = dg.AssetSelection.assets(punkapi_raw_beers, validated_beers)
 
-# Systems C and D polled GET /beers/random every five minutes; here it is one job that lands
-# the response, refreshes the cleaned table and re-scores with the champion. Off by default.
+# The original beer pipelines polled GET /beers/random every five minutes; here it is one job
+# that lands the response, refreshes the cleaned table and re-scores with the champion. Off by
+# default.
 punkapi_poll_job = dg.define_asset_job(
     "punkapi_random_poll",
     selection=ingest_selection | dg.AssetSelection.assets(ibu_predictions),

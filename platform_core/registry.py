@@ -1,9 +1,9 @@
 """Model registry: candidate → (pending approval) → champion, with checksummed files.
 
-System D kept new model versions "pending approval"; here every trained model is registered as
-a candidate with its metrics, parameters and the sha256 of each file. A promotion rule decides
-whether it replaces the champion; loading any version re-hashes its files and refuses a
-mismatch, so a tampered or half-copied model is never served.
+The original beer training pipeline kept new model versions "pending approval"; here every
+trained model is registered as a candidate with its metrics, parameters and the sha256 of each
+file. A promotion rule decides whether it replaces the champion; loading any version re-hashes
+its files and refuses a mismatch, so a tampered or half-copied model is never served.
 
 The registry index is one JSON document per model name in platform storage
 (``models/<name>/registry.json``); model files live beside it in ``models/<name>/v<N>/``.

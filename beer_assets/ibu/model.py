@@ -28,10 +28,11 @@ if TYPE_CHECKING:
 
 TARGET = "ibu"
 
-#: System C's inputs, in its column order.
+#: The original IBU model's inputs, in its column order.
 SEED_FEATURES: list[str] = ["abv", "target_fg", "target_og", "ebc", "srm", "ph"]
 
-#: Candidate inputs: system C's plus recipe-derived hop and malt features of ``clean_beers``.
+#: Candidate inputs: the original model's plus recipe-derived hop and malt features of
+#: ``clean_beers``.
 #: Chosen by repeated 5-fold CV (3 CV seeds); adding the first-brew year, boil length and
 #: extract count, or mash/fermentation/adjunct columns, did not help.
 FEATURES: list[str] = [
@@ -51,7 +52,7 @@ FEATURES: list[str] = [
 
 SEED_SPLIT_TEST_SIZE = 0.33
 SEED_SPLIT_RANDOM_STATE = 42
-SEED_SPLIT_MAE = 20.478275456518496  # system C's notebook (xgboost 1.1.1)
+SEED_SPLIT_MAE = 20.478275456518496  # the original IBU model's notebook (xgboost 1.1.1)
 
 SPEC_FILE = "spec.json"
 LOG1P = "log1p"
@@ -79,9 +80,9 @@ class ModelSpec(JsonSpec):
     n_bags: int = 1
 
 
-#: System C exactly.  xgboost 1.1.1's defaults are pinned (base_score 0.5, exact tree method)
-#: because xgboost 2+ estimates base_score from the data and uses ``hist``, which would move
-#: the seed-split MAE from 20.478 to 21.16.
+#: The original IBU model exactly.  xgboost 1.1.1's defaults are pinned (base_score 0.5, exact
+#: tree method) because xgboost 2+ estimates base_score from the data and uses ``hist``, which
+#: would move the seed-split MAE from 20.478 to 21.16.
 SEED_SPEC = ModelSpec(
     name="system_c_seed",
     features=tuple(SEED_FEATURES),
@@ -172,7 +173,7 @@ def _decode_target(spec: ModelSpec, z: np.ndarray) -> np.ndarray:
 
 
 def training_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a known IBU, in id order (system C's row order), index reset."""
+    """Rows with a known IBU, in id order (the original model's row order), index reset."""
     rows = df[df[TARGET].notna()]
     if "id" in rows.columns:
         rows = rows.sort_values("id", kind="stable")
@@ -272,7 +273,8 @@ def _metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 
 def evaluate_seed_split(spec: ModelSpec, df: pd.DataFrame) -> dict[str, Any]:
-    """Fit/score on system C's split: IBU-known rows in id order, test_size 0.33, seed 42."""
+    """Fit/score on the original IBU model's split: IBU-known rows in id order, test_size 0.33,
+    seed 42."""
     from sklearn.model_selection import train_test_split
 
     rows = training_rows(df)

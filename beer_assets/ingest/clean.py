@@ -1,8 +1,9 @@
 """Flatten Punk API beer records into one typed row per beer for modelling and the catalogue.
 
-The nine columns system C trained on (id, name, abv, ibu, target_fg, target_og, ebc, srm, ph)
-keep their raw values (nulls stay null) so old and new models can be compared on the same
-numbers; everything else is derived from the nested volume, method and ingredients fields.
+The nine columns the original IBU model trained on (id, name, abv, ibu, target_fg, target_og,
+ebc, srm, ph) keep their raw values (nulls stay null) so old and new models can be compared on
+the same numbers; everything else is derived from the nested volume, method and ingredients
+fields.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""System B done properly: prediction service, prediction log and Eurybia drift monitoring."""
+"""The wine prediction service, its prediction log and Eurybia drift monitoring."""

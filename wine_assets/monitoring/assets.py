@@ -11,8 +11,9 @@ of its own. A run without the tag (launched by hand, a backfill) reports every r
 Each report writes Eurybia's self-contained HTML report and a JSON summary to
 ``monitoring/wine_drift/<hour>/<first>-<last>/`` (``.../hour/`` for a whole hour) and
 ``<hour>/latest.json`` (the hour's newest report), and plots the drift AUC of the recent
-reports (system B's monitoring page). The metadata's ``report`` is a link to ``wine-api``'s
-``/reports/<hour>/<first>-<last>`` (``WINE_API_URL``), which serves it from storage.
+reports (the original service's monitoring page). The metadata's ``report`` is a link to
+``wine-api``'s ``/reports/<hour>/<first>-<last>`` (``WINE_API_URL``), which serves it from
+storage.
 """
 
 import json
@@ -173,7 +174,7 @@ def _history(storage: PlatformStorage, limit: int) -> pd.DataFrame:
 
 
 def auc_plot(history: pd.DataFrame, thresholds: Thresholds, title: str) -> dg.MetadataValue:
-    """Drift AUC per report with the WARN/ERROR thresholds (system B's monitoring graph)."""
+    """Drift AUC per report with the WARN/ERROR thresholds (as the original service plotted it)."""
     from platform_core.plots import figure_markdown, pyplot
 
     plt = pyplot()  # Agg backend, imported in the step, not when the code location loads

@@ -5,7 +5,7 @@ that carries ``wine/drift_positions`` (the sensor's), the summary of those posit
 check always judges the report of its own run; in a run without it (by hand), the hour's
 newest report. Severity follows the thresholds crossed
 (``DriftThresholds``): below WARN passes; WARN..ERROR fails as WARN; above ERROR fails as
-ERROR. System B's batches: ``normal`` passes; ``corrupted`` (three features far outside the
+ERROR. The test batches: ``normal`` passes; ``corrupted`` (three features far outside the
 training ranges) fails the AUC check as ERROR; ``noisy`` (+N(0.1, 0.01) on every feature)
 also fails it as ERROR on the 11-feature model: +0.1 moves density (sd 0.003) and chlorides
 (sd 0.035) far outside what the model learned, so the classifier separates it perfectly.

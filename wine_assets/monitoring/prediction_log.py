@@ -1,6 +1,6 @@
 """The prediction log: every answered prediction, kept before its answer is sent.
 
-System B pushed predictions through Kafka into PostgreSQL; here the service writes them
+The original service pushed predictions through Kafka into PostgreSQL; here the service writes them
 straight to the database in the request's own transaction, so "answered" implies "logged".
 Two backends share one table layout: PostgreSQL (``postgresql://…``, production, the
 ``PREDICTION_LOG_DSN`` setting) and SQLite (``sqlite:///path.db``, the embedded default).

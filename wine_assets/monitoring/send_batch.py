@@ -1,4 +1,4 @@
-"""``wine-send-batch``: send system B's three kinds of test batch to the prediction service.
+"""``wine-send-batch``: send the original service's three kinds of test batch to ``wine-api``.
 
     wine-send-batch normal|noisy|corrupted [--rows N] [--url URL] [--seed S] [--chunk C]
 

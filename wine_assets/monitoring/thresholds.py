@@ -1,4 +1,4 @@
-"""Drift alert thresholds (system B had none): settings, so operators tune them per site."""
+"""Drift alert thresholds (the original service had none): settings, tuned per site."""
 
 from dataclasses import dataclass
 

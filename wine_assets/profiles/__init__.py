@@ -1,2 +1,2 @@
-"""Cellar sensor profiles (system E): hourly temperatures → daily features per sensor →
+"""Cellar sensor profiles: hourly temperatures → daily features per sensor →
 a continuously trained k-means model → the behaviour profile of every sensor-day."""

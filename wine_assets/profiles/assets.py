@@ -1,4 +1,4 @@
-"""System E as daily-partitioned assets: temperatures → features → model → assignments.
+"""Sensor profiles as daily-partitioned assets: temperatures → features → model → assignments.
 
 Each asset handles the run's whole partition range in one step (single-run backfills) and
 keeps one parquet file per day. Every stage reports rows, columns, memory (the frame's and the

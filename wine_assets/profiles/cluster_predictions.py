@@ -1,4 +1,5 @@
-"""System E's ``cluster_predictions`` table in PostgreSQL: the profile of every sensor-day.
+"""The ``cluster_predictions`` table in PostgreSQL (as the original clustering pipeline kept
+it): the profile of every sensor-day.
 
 The table holds the current assignment of each (sensor, day) and the run that wrote it. A run
 replaces its days in one transaction (delete the days, COPY the new rows), so a re-run or a

@@ -1,4 +1,4 @@
-"""The sensor-profile part of the ``wine`` location (system E), merged into
+"""The sensor-profile part of the ``wine`` location, merged into
 ``wine_assets.definitions``; storage, IO manager and model store come from the shared ones."""
 
 import dagster as dg

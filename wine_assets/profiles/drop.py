@@ -20,7 +20,7 @@ import pandas as pd
 
 COLUMNS = ("sensor_id", "timestamp", "temperature")
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
-#: System E writes hours as ``2023-02-15 00``; anything ISO 8601 is accepted too.
+#: The original sensor sample writes hours as ``2023-02-15 00``; anything ISO 8601 is accepted too.
 HOUR_FORMAT = "%Y-%m-%d %H"
 S3_SCHEME = "s3://"
 
@@ -186,7 +186,7 @@ def parse_timestamps(values: pd.Series, file_name: str) -> pd.Series:
     else:
         text = values.astype("string")
         parsed = pd.to_datetime(text, format=HOUR_FORMAT, errors="coerce")
-        if parsed.isna().any():  # not system E's format: try ISO 8601 on the rest
+        if parsed.isna().any():  # not the original sample's format: try ISO 8601 on the rest
             rest = parsed.isna()
             iso = pd.to_datetime(text[rest], format="ISO8601", errors="coerce", utc=True)
             parsed = parsed.copy()
@@ -202,7 +202,8 @@ def parse_timestamps(values: pd.Series, file_name: str) -> pd.Series:
 
 
 def parse_sensor_ids(values: pd.Series, file_name: str) -> pd.Series:
-    """Integer ids stay ``int64`` (system E); anything else becomes text. Missing ids fail."""
+    """Integer ids stay ``int64`` (as in the original sample); anything else becomes text.
+    Missing ids fail."""
     missing = values.isna()
     if missing.any():
         row = int(np.flatnonzero(missing.to_numpy())[0])

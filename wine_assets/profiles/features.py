@@ -1,7 +1,7 @@
 """Daily features per sensor: what the clustering sees, and how trustworthy each day is.
 
-NaN and ±inf readings (system E's noise mode plants both) are counted per sensor-day and then
-left out of every statistic, so one bad value never turns a day's mean into NaN or inf. A day
+NaN and ±inf readings (the generator's noise mode plants both) are counted per sensor-day and
+then left out of every statistic, so one bad value never turns a day's mean into NaN or inf. A day
 with fewer than ``min_readings`` usable readings is flagged (``enough_readings`` false) rather
 than filled in: the model trains on flagged days never, and assigns them no profile.
 """

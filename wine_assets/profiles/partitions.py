@@ -17,8 +17,8 @@ import pandas as pd
 from platform_core.storage import PlatformStorage
 from platform_core.tables import table_key
 
-#: Where the data starts: system E's sample and the synthetic month both begin on 2023-02-15;
-#: ``end_offset=1`` makes today a partition too.
+#: Where the data starts: the original sensor sample and the synthetic month both begin on
+#: 2023-02-15; ``end_offset=1`` makes today a partition too.
 daily_partitions = dg.DailyPartitionsDefinition(start_date="2023-02-15", end_offset=1)
 single_run = dg.BackfillPolicy.single_run()
 

@@ -21,7 +21,7 @@ def synthetic_drop_dir() -> Path:
 
 
 def default_drop_dir() -> str:
-    """System E's sample files (``$PLATFORM_DATA_DIR/mock_ml_pipeline``) where a user has
+    """The original sensor sample's files (``$PLATFORM_DATA_DIR/mock_ml_pipeline``) where a user has
     them, else :func:`synthetic_drop_dir`."""
     sample = data_dir() / "mock_ml_pipeline"
     return str(sample if sample.is_dir() else synthetic_drop_dir())

@@ -52,8 +52,8 @@ GOOD_THRESHOLD = 6
 
 def is_good(quality: Any) -> Any:
     """The one definition of a good wine: quality >= ``GOOD_THRESHOLD`` (UCI's convention and
-    system B's label). Used alike for true scores, predicted scores (the service's verdict, the
-    page, the evaluation's ``good_accuracy``) and the P(good) calibration's label."""
+    the original classifier's label). Used alike for true scores, predicted scores (the service's
+    verdict, the page, the evaluation's ``good_accuracy``) and the P(good) calibration's label."""
     return np.asarray(quality, dtype=np.float64) >= GOOD_THRESHOLD
 
 

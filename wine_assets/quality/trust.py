@@ -233,8 +233,9 @@ def evaluate_trust(
 ) -> dict[str, dict[str, float]]:
     """P(good) and interval figures per wine type on duplicate-aware outer folds: in each
     training part the regressor is fitted and calibrated (inner CV), then scored on the held-
-    out part. ``baseline`` (a classifier spec, e.g. system B's) is scored on the same folds as
-    ``system_b_good_brier`` / ``system_b_good_ece``. Mean over repeats per type."""
+    out part. ``baseline`` (a classifier spec, e.g. the original 6-feature classifier) is scored
+    on the same folds as ``system_b_good_brier`` / ``system_b_good_ece``. Mean over repeats per
+    type."""
     from wine_assets.quality import model as wq
 
     frame = df.reset_index(drop=True)

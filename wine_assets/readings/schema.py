@@ -42,7 +42,7 @@ WineType = Literal["red", "white"]
 PHYSICAL_BOUNDS: dict[str, tuple[float, float]] = {
     # UCI 3.8–15.9 g/dm³; tartaric acidity of must/wine stays well below 30.
     "fixed_acidity": (0.0, 30.0),
-    # UCI 0.08–1.58 g/dm³; legal limits are ~1.2, spoiled wine a few g; system B's corrupted
+    # UCI 0.08–1.58 g/dm³; legal limits are ~1.2, spoiled wine a few g; the corrupted test
     # batch adds 3 (up to ~4.6), which must still be storable to be detected downstream.
     "volatile_acidity": (0.0, 10.0),
     # UCI 0–1.66 g/dm³; corrupted batch adds 5 (up to ~6.7).
@@ -54,7 +54,7 @@ PHYSICAL_BOUNDS: dict[str, tuple[float, float]] = {
     # UCI 1–289 mg/dm³ (free) and 6–440 mg/dm³ (total); EU limits are 150–400 total.
     "free_sulfur_dioxide": (0.0, 500.0),
     "total_sulfur_dioxide": (0.0, 500.0),
-    # UCI 0.987–1.039 g/cm³; grape must at harvest reaches ~1.12, and system B's noisy mode
+    # UCI 0.987–1.039 g/cm³; grape must at harvest reaches ~1.12, and the noisy test batch
     # adds ~0.1 on top of the UCI maximum (≈1.14), so the upper limit is 1.20, not 1.10.
     "density": (0.95, 1.20),
     # UCI 2.72–4.01; wine is never below 2 or above 5.

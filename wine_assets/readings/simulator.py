@@ -1,7 +1,8 @@
 """``wine-sim``: seed barrels from UCI rows and make their sensor readings move.
 
-Replaces system A's ``make database`` (seed 200 white-wine barrels) and its 10-second
-reading updater, plus system B's drift scenarios, against any readings store::
+Replaces the original barrel system's ``make database`` (seed 200 white-wine barrels) and its
+10-second reading updater, plus the original prediction service's drift scenarios (``noisy``,
+``corrupted``), against any readings store::
 
     wine-sim [--store URL] seed --barrels 200 [--wine-type white|red|both] [--seed S]
     wine-sim [--store URL] run --interval 10 [--mode normal|noisy|corrupted] [--ticks K]
@@ -15,8 +16,8 @@ of that wine type's UCI range, clipped to the UCI range so the values stay plaus
 then applies the mode on top of the clean state before writing:
 
 - ``normal``: the clean state itself;
-- ``noisy`` (system B): + N(0.1, 0.01) on every feature;
-- ``corrupted`` (system B): volatile_acidity + 3, citric_acid + 5, alcohol = 20 — within
+- ``noisy``: + N(0.1, 0.01) on every feature;
+- ``corrupted``: volatile_acidity + 3, citric_acid + 5, alcohol = 20 — within
   ``PHYSICAL_BOUNDS`` (so it is stored) but far outside the training ranges (so drift checks
   must catch it).
 
@@ -169,7 +170,7 @@ def walk(
 
 
 def apply_mode(features: dict[str, float], mode: str, rng: np.random.Generator) -> dict[str, float]:
-    """System B's scenarios on top of clean features (see the module docstring)."""
+    """The original service's drift scenarios on clean features (see the module docstring)."""
     if mode == "normal":
         return dict(features)
     if mode == "noisy":
