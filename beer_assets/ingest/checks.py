@@ -81,15 +81,8 @@ ROW_COUNT_CHECK_DESCRIPTION = (
 def row_count_not_falling(
     context: dg.AssetCheckExecutionContext, config: RowCountConfig, beers_clean: pd.DataFrame
 ) -> dg.AssetCheckResult:
-    """Fail (ERROR) when the table has fewer rows than the last count this check accepted.
-
-    The baseline is the ``rows`` of the latest earlier *passing* evaluation of this check, so a
-    materialization whose check failed never lowers it: dropping from 100 to 90 rows fails, and
-    so does every re-run at 90. Without any passing evaluation on record the baseline is the
-    largest row count of the earlier materializations. An operator accepts a deliberate shrink
-    by running the check with ``accepted_row_count`` equal to the new count; that passing
-    evaluation is the baseline from then on.
-    """
+    """Fail (ERROR) on a loss of rows: the rule is ``ROW_COUNT_CHECK_DESCRIPTION`` (the check's
+    description in the UI), the baseline :func:`_baseline_row_count`."""
     baseline, source = _baseline_row_count(context.instance)
     now = len(beers_clean)
     shrunk = baseline is not None and now < baseline
@@ -117,10 +110,10 @@ _HISTORY_LIMIT = 100
 def _baseline_row_count(instance: dg.DagsterInstance) -> tuple[int | None, str]:
     """The row count to compare with, and where it came from.
 
-    The latest earlier passing evaluation of this check (its ``rows`` metadata); failing
-    evaluations are skipped, so a loss is never accepted just by re-running. With none on
-    record (e.g. history before the check existed), the largest ``dagster/row_count`` of the
-    materializations before the latest one (the latest is the one being checked).
+    The ``rows`` metadata of the latest earlier passing evaluation of this check (failing ones
+    are skipped). With none on record (e.g. history before the check existed), the largest
+    ``dagster/row_count`` of the materializations before the latest one (the latest is the one
+    being checked).
     """
     history = instance.event_log_storage.get_asset_check_execution_history(
         dg.AssetCheckKey(CLEAN, "row_count_not_falling"), limit=_HISTORY_LIMIT
