@@ -42,9 +42,9 @@ from wine_assets.quality.model import WINE_TYPE_CODES, WINE_TYPE_FEATURE, Packed
 
 #: Columns Eurybia compares: what the deployed model reads, as numbers.
 DRIFT_COLUMNS: tuple[str, ...] = (*FEATURES, WINE_TYPE_FEATURE)
-#: Rows per dataset behind each of the report's density curves. Eurybia evaluates a Gaussian
-#: KDE of every row at 500 points per feature (14 of 39 s for 100 000 rows); a random 20 000
-#: draws the same curve.
+#: Rows per dataset behind each of the report's density curves: Eurybia evaluates a Gaussian
+#: KDE of every row at 500 points per feature, and a random 20 000 draws the same curve
+#: (docs/decisions/0006-drift-report-kde-sample.md).
 KDE_MAX_ROWS = 20_000
 _TYPE_BY_CODE = {code: name for name, code in WINE_TYPE_CODES.items()}
 
