@@ -33,8 +33,7 @@ SEED_FEATURES: list[str] = ["abv", "target_fg", "target_og", "ebc", "srm", "ph"]
 
 #: Candidate inputs: the original model's plus recipe-derived hop and malt features of
 #: ``clean_beers``.
-#: Chosen by repeated 5-fold CV (3 CV seeds); adding the first-brew year, boil length and
-#: extract count, or mash/fermentation/adjunct columns, did not help.
+#: Chosen by repeated 5-fold CV (3 CV seeds; docs/decisions/0007-ibu-model.md).
 FEATURES: list[str] = [
     *SEED_FEATURES,
     "tinseth_ibu_est",
@@ -103,14 +102,11 @@ def monotone_constraints(features: Sequence[str], signs: dict[str, int]) -> str:
     return "(" + ",".join(str(signs.get(name, 0)) for name in features) + ")"
 
 
-#: Our model, chosen by repeated 5-fold CV (benchmarks/ibu_model.py), not on the seed split.
-#: * raw IBU target with squared error: log1p/sqrt targets fit the bulk slightly better but
-#:   shrink the two freeze-distilled beers whose listed IBU equals their OG (1085, 1157), and
-#:   those two rows dominate MAE whenever they are held out (CV 19.5 log vs 15.5 raw);
-#: * bitterness may only rise with the Tinseth estimate (monotone constraint): ~0.3 MAE better
-#:   on average over the configurations and CV seeds tried;
-#: * no row/column subsampling: it costs ~1 MAE here because so few rows carry the extremes;
-#: * depth 5, 200 trees at learning rate 0.05; exact splits (``hist`` binning was ~2 MAE worse).
+#: Our model, chosen by repeated 5-fold CV (benchmarks/ibu_model.py), not on the seed split:
+#: raw IBU target with squared error (a log target shrinks the two freeze-distilled beers),
+#: bitterness may only rise with the Tinseth estimate (monotone constraint), no row/column
+#: subsampling, depth 5, 200 trees at learning rate 0.05, exact splits. Why, and the variants
+#: tried: docs/decisions/0007-ibu-model.md.
 CANDIDATE_SPEC = ModelSpec(
     name="hops_tinseth_v1",
     features=tuple(FEATURES),
