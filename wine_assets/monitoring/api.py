@@ -11,14 +11,26 @@ people), ``GET /reports`` (the drift reports in platform storage, newest first) 
 prediction log before it is sent (see ``service``); a bad body gets a 422 naming each bad
 field. It prints where it serves, and logs each request (uvicorn's access log, INFO).
 
+Security defaults (``_Guard``): with ``WINE_API_TOKEN`` set, every request but ``GET /health``
+needs ``Authorization: Bearer <token>`` (programs) or HTTP Basic with the token as password
+(browsers: the page, the docs and the report links prompt once); without it a 401 with
+``WWW-Authenticate``. ``wine-api`` refuses to bind anything but loopback without a token (exit
+2). A body larger than ``WINE_API_MAX_BODY_BYTES`` (default 8 MiB: a 10 000-wine batch is
+~2.6 MB) gets a 413, from its Content-Length or, chunked, once the bytes read pass the limit.
+
 Bodies are parsed by hand rather than by a pydantic model so that the one validation of a wine
 (``wine_input.parse_wine``, i.e. the readings' ``parse_reading``) applies; the OpenAPI schema
 is generated from the same bounds.
 """
 
 import argparse
+import base64
+import binascii
+import hmac
 import html
+import ipaddress
 import json
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -30,6 +42,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from platform_core.model_store import ModelStoreResource
 from platform_core.storage import PlatformStorage
@@ -106,14 +119,110 @@ async def _read_json(request: Request) -> Any:
         ) from exc  # fmt: skip
 
 
+#: The variable holding the API token (unset or empty: no token, loopback only).
+TOKEN_VAR = "WINE_API_TOKEN"
+#: The variable holding the request body limit in bytes.
+MAX_BODY_VAR = "WINE_API_MAX_BODY_BYTES"
+#: Default body limit: a 10 000-wine batch (the most ``/batch`` takes) is ~2.6 MB of JSON.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+#: Requests answered without a token (a load balancer's or compose's health probe).
+OPEN_PATHS = {("GET", "/health"), ("HEAD", "/health")}
+
+
+class _BodyTooLargeError(Exception):
+    """Raised from ``receive`` once a streamed body passes the limit."""
+
+
+class _Guard:
+    """ASGI middleware: the token (if any) and the body size limit, before any route reads."""
+
+    def __init__(self, app: ASGIApp, token: str | None, max_body_bytes: int) -> None:
+        self.app = app
+        self.token = token.encode() if token else None
+        self.max_body_bytes = max_body_bytes
+
+    def authorized(self, scope: Scope) -> bool:
+        if self.token is None or (scope["method"], scope["path"]) in OPEN_PATHS:
+            return True
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, credentials = header.partition(b" ")
+        scheme, credentials = scheme.lower(), credentials.strip()
+        if scheme == b"basic":  # a browser's login prompt: any user name, the token as password
+            try:
+                credentials = base64.b64decode(credentials, validate=True).partition(b":")[2]
+            except (binascii.Error, ValueError):
+                return False
+        elif scheme != b"bearer":
+            return False
+        return hmac.compare_digest(credentials, self.token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self.authorized(scope):
+            await _send_json(send, 401, {"detail": f"missing or wrong token: send "
+                             f"'Authorization: Bearer <{TOKEN_VAR}>'"}, [
+                (b"www-authenticate", b'Bearer realm="wine-api"'),
+                (b"www-authenticate", b'Basic realm="wine-api (any user, the token as password)"'),
+            ])  # fmt: skip
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        too_large = {"detail": f"request body larger than {self.max_body_bytes} bytes "
+                     f"({MAX_BODY_VAR}); send fewer wines per request"}  # fmt: skip
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await _send_json(send, 413, too_large, [(b"connection", b"close")])
+            return
+        read = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal read
+            message = await receive()
+            if message["type"] == "http.request":
+                read += len(message.get("body", b""))
+                if read > self.max_body_bytes:
+                    raise _BodyTooLargeError
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started |= message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except _BodyTooLargeError:
+            if started:
+                raise
+            await _send_json(send, 413, too_large, [(b"connection", b"close")])
+
+
+async def _send_json(
+    send: Send, status: int, content: Any, headers: list[tuple[bytes, bytes]]
+) -> None:
+    body = json.dumps(content).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()), *headers],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(
     model_store: ModelStoreResource,
     prediction_log: PredictionLogResource,
     readings_store: ReadingsStoreResource | None = None,
     check_every_s: float = 1.0,
     on_shutdown: Callable[[], object] | None = None,
+    token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The service over initialised resources (Dagster EnvVars already resolved)."""
+    """The service over initialised resources (Dagster EnvVars already resolved); ``token``:
+    required of every request but ``GET /health`` (None: open); bodies above
+    ``max_body_bytes`` get a 413."""
     champion = ChampionCache(model_store, check_every_s)
     log = open_log(prediction_log.dsn)
     batcher = PredictionBatcher(champion, log)
@@ -146,6 +255,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.batcher = batcher
+    app.add_middleware(_Guard, token=token or None, max_body_bytes=max_body_bytes)
 
     @app.exception_handler(WineValidationError)
     async def invalid(request: Request, exc: WineValidationError) -> JSONResponse:
@@ -317,7 +427,29 @@ def app_from_env() -> FastAPI:
     model_store, prediction_log, readings = (
         stack.enter_context(r.process_config_and_initialize_cm()) for r in service_resources()
     )
-    return create_app(model_store, prediction_log, readings, on_shutdown=stack.close)
+    return create_app(
+        model_store,
+        prediction_log,
+        readings,
+        on_shutdown=stack.close,
+        token=os.environ.get(TOKEN_VAR) or None,
+        max_body_bytes=max_body_bytes(),
+    )
+
+
+def max_body_bytes() -> int:
+    """``WINE_API_MAX_BODY_BYTES`` (unset or empty: the default)."""
+    return int(os.environ.get(MAX_BODY_VAR) or DEFAULT_MAX_BODY_BYTES)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` serves this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # "" (every interface) or a name that may resolve anywhere
+        return False
 
 
 def _masked(dsn: str) -> str:
@@ -346,6 +478,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quiet", action="store_true", help="warnings only: no start-up lines, no access log"
     )
     args = parser.parse_args(argv)
+    if not is_loopback(args.host) and not os.environ.get(TOKEN_VAR):
+        print(
+            f"wine-api: refusing to serve {args.host} (beyond this machine) without a token. "
+            f"Fix: set {TOKEN_VAR} (e.g. `export {TOKEN_VAR}=$(python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))')`), or bind --host 127.0.0.1",
+            file=sys.stderr,
+        )
+        return 2
+    max_body_bytes()  # a bad WINE_API_MAX_BODY_BYTES fails here, not in each worker
     import uvicorn
 
     from wine_assets.monitoring.resources import prediction_log_resource

@@ -13,11 +13,13 @@ tool produce the same scenarios. Wines go to ``POST /batch`` in chunks of ``--ch
 
 It says on stderr where it sends and, once answered, which drift report partition (the UTC
 hour the rows were logged in) the drift sensor will file them under; stdout is one JSON line
-(``sent``, ``answered``, ``requests``, ``drift_partitions``, …).
+(``sent``, ``answered``, ``requests``, ``drift_partitions``, …). When ``WINE_API_TOKEN`` is
+set it is sent as ``Authorization: Bearer`` (the service's token).
 """
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -54,10 +56,14 @@ def make_batch(
     ]
 
 
-def send(wines: list[dict[str, Any]], url: str, chunk: int = 1000) -> dict[str, Any]:
+def send(
+    wines: list[dict[str, Any]], url: str, chunk: int = 1000, token: str | None = None
+) -> dict[str, Any]:
     """POST ``wines`` to ``{url}/batch`` in chunks; raises on the first failed chunk."""
     answered, request_ids, qualities, hours = 0, [], [], []
     with requests.Session() as session:
+        if token:
+            session.headers["Authorization"] = f"Bearer {token}"
         for start in range(0, len(wines), chunk):
             response = session.post(f"{url.rstrip('/')}/batch", json=wines[start : start + chunk])
             if response.status_code != 200:
@@ -93,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chunks = -(-len(wines) // args.chunk)
         say(f"sending {len(wines)} {args.kind} wines to {url}/batch in {chunks} request(s) "
             "(Ctrl+C stops; the requests already answered stay logged)")  # fmt: skip
-        summary = send(wines, url, args.chunk)
+        summary = send(wines, url, args.chunk, os.environ.get("WINE_API_TOKEN"))
     except requests.ConnectionError:
         print(
             f"wine-send-batch: no prediction service at {url} (option --url). Fix: start it "
