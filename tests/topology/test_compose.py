@@ -215,3 +215,28 @@ def test_dagster_runs_the_same_way_locally_and_in_production(name, var, value):
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert re.search(rf"^export {var} \?= {value}$", makefile, re.MULTILINE)
     assert str(SERVICES[name]["environment"][var]) == value
+
+
+@pytest.mark.parametrize("name", [n for n, s in SERVICES.items() if s.get("ports")])
+def test_published_ports_are_on_the_hosts_loopback_only(name):
+    """The Dagster UI has no login and moto accepts any key: nothing is published beyond the
+    host (other machines go through an authenticating proxy, docker/README.md)."""
+    for mapping in SERVICES[name]["ports"]:
+        assert isinstance(mapping, str) and mapping.startswith("127.0.0.1:"), (name, mapping)
+        assert mapping.count(":") == 2, f"{name}: {mapping} is not 127.0.0.1:HOST:CONTAINER"
+
+
+def test_wine_api_serves_its_container_network_only_with_a_required_token():
+    """wine-api binds 0.0.0.0 in its container, which it refuses without WINE_API_TOKEN: the
+    compose file must pass one, and refuse to start (``${VAR:?…}``) when it is unset."""
+    from wine_assets.monitoring.api import TOKEN_VAR, is_loopback
+
+    assert not is_loopback(option(command("wine-api"), "--host"))
+    token = SERVICES["wine-api"]["environment"][TOKEN_VAR]
+    match = INTERPOLATION.fullmatch(str(token))
+    assert match and match.group(1) == TOKEN_VAR and str(token).startswith("${WINE_API_TOKEN:?")
+    # the rest of the environment is the platform's, as for every other service
+    env = SERVICES["wine-api"]["environment"]
+    assert {k: v for k, v in env.items() if k != TOKEN_VAR} == SERVICES["daemon"]["environment"]
+    assert all(TOKEN_VAR not in (s.get("environment") or {}) for n, s in SERVICES.items()
+               if n != "wine-api")  # fmt: skip
