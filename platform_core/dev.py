@@ -64,7 +64,8 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie only awaits its parent's wait)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -99,7 +100,7 @@ def stop_all(services: list[Service], grace_s: float = STOP_GRACE_S) -> None:
             print(f"platform-dev: {service.name} did not stop in {grace_s:g}s: killing it")
             _kill(service.proc.pid, signal.SIGKILL)
             service.proc.wait()
-    leftovers = {pid for s in services for pid in s.seen if _alive(pid)}
+    leftovers = {pid for s in services for pid in s.seen if alive(pid)}
     for pid in leftovers:
         _kill(pid, signal.SIGKILL)
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platform_core.dev import descendants
+from platform_core.dev import alive, descendants
 from platform_core.registry import ModelRegistry
 from platform_core.settings import PROJECT_ROOT
 from platform_core.storage import PlatformStorage
@@ -172,16 +172,8 @@ def stop(platform: RunningPlatform, timeout_s: float = 60.0) -> int:
 
 
 def leftovers(platform: RunningPlatform) -> set[int]:
-    alive = set()
-    for pid in platform.seen:
-        stat = Path(f"/proc/{pid}/stat")
-        try:
-            state = stat.read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.add(pid)
-    return alive
+    """The processes the launcher ever had that are still alive."""
+    return {pid for pid in platform.seen if alive(pid)}
 
 
 def ui_up(platform: RunningPlatform) -> bool:

@@ -16,7 +16,7 @@ import pytest
 
 from beer_assets.definitions import defs as beer_defs
 from platform_core.automation import BUILD_WHEN_MISSING
-from platform_core.dev import descendants
+from platform_core.dev import alive, descendants
 from platform_core.errors import MissingInputError
 from platform_core.storage import PlatformStorage
 from tests.conftest import REPO_ROOT
@@ -315,13 +315,7 @@ def test_launcher_stops_every_process_it_started(tmp_path, sig):
     proc.send_signal(sig)
     out = proc.communicate(timeout=60)[0].decode()
     assert "Ctrl-C stops everything" in out and "stopped" in out
-    alive = [pid for pid in seen if Path(f"/proc/{pid}").exists()]
-    alive = [
-        pid
-        for pid in alive
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    ]
-    assert alive == [], "processes left behind"
+    assert [pid for pid in seen if alive(pid)] == [], "processes left behind"
 
 
 def run_cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:

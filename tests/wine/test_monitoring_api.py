@@ -22,7 +22,13 @@ from platform_core.registry import ModelRegistry, Status
 from tests.conftest import free_port, wait_http
 from tests.polling import wait_for
 from tests.wine.conftest import reading
-from tests.wine.wine_service import WINE, copy_storage, predict, running_service
+from tests.wine.wine_service import (
+    WINE,
+    copy_storage,
+    listening_addresses,
+    predict,
+    running_service,
+)
 from wine_assets.features import FEATURES
 from wine_assets.monitoring.assets import report_folder
 from wine_assets.monitoring.prediction_log import open_log
@@ -287,18 +293,6 @@ def test_without_a_champion_nothing_is_answered_or_logged(tmp_path):
     assert len(logged(log_dsn)) == 0
 
 
-def _listening_addresses(port: int) -> set[str]:
-    """Local addresses of listening TCP sockets on ``port`` (from /proc/net/tcp{,6})."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, hex_port = local.split(":")
-            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
-                found.add(address)
-    return found
-
-
 def test_wine_api_command_binds_loopback_and_takes_its_settings_from_the_environment(
     champion_storage, tmp_path
 ):
@@ -323,7 +317,7 @@ def test_wine_api_command_binds_loopback_and_takes_its_settings_from_the_environ
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health")
-        assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only
+        assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only
         assert requests.get(f"{url}/health", timeout=10).json()["model_version"] == 1
         sent = subprocess.run(
             [str(bin_dir / "wine-send-batch"), "corrupted", "--rows", "40", "--url", url,

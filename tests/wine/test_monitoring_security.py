@@ -25,7 +25,7 @@ import requests
 from platform_core.model_store import ModelStoreResource
 from tests.conftest import free_port, wait_http
 from tests.polling import wait_for
-from tests.wine.wine_service import WINE
+from tests.wine.wine_service import WINE, listening_addresses
 from wine_assets.monitoring.api import DEFAULT_MAX_BODY_BYTES, create_app, is_loopback
 from wine_assets.monitoring.prediction_log import PredictionLogResource, open_log
 
@@ -230,16 +230,6 @@ def test_loopback_addresses(host, loopback):
     assert is_loopback(host) is loopback
 
 
-def listening(port: int) -> set[str]:
-    """Local addresses (hex, as in /proc/net/tcp) of IPv4 sockets listening on ``port``."""
-    found = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        address, hex_port = line.split()[1].split(":")
-        if line.split()[3] == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
-            found.add(address)
-    return found
-
-
 def wine_api_env(champion_storage, tmp_path, token: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "WINE_API_TOKEN"}
     env |= {
@@ -284,7 +274,7 @@ def test_wine_api_binds_every_interface_with_a_token_and_send_batch_uses_it(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health")
-        assert "00000000" in listening(port)  # 0.0.0.0: every interface
+        assert "00000000" in listening_addresses(port)  # 0.0.0.0: every interface
         assert requests.get(f"{url}/health", timeout=10).status_code == 200
         assert requests.post(f"{url}/predict", json=WINE, timeout=10).status_code == 401
         ok = requests.post(f"{url}/predict", json=WINE, headers=BEARER, timeout=10)

@@ -74,3 +74,15 @@ def copy_storage(storage: PlatformStorage, dest: Path) -> PlatformStorage:
 
 def predict(url: str, wine: dict[str, Any] | None = None, **changes: Any) -> requests.Response:
     return requests.post(f"{url}/predict", json={**(wine or WINE), **changes}, timeout=30)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as in /proc/net/tcp{,6}) of TCP sockets listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+                found.add(address)
+    return found
