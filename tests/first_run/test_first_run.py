@@ -66,7 +66,8 @@ def test_make_dev_on_a_fresh_machine_brings_every_domain_to_life(tmp_path):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         with chromium() as browser:
             page = browser.new_page(viewport={"width": 1500, "height": 1300})
-            screenshot_lineage(page, platform.ui_url, ARTIFACTS / "asset-lineage.png")
+            opened = screenshot_lineage(page, platform.ui_url, ARTIFACTS / "asset-lineage.png")
+        assert opened, "the UI drew none of the asset groups"
         assert (ARTIFACTS / "asset-lineage.png").stat().st_size > 10_000
         platform.watch()
     assert platform.proc.returncode == 0
