@@ -1,0 +1,266 @@
+"""The barrel scorer (``wine-scorer``): every reading scored or quarantined exactly once, across
+crashes, on SQLite and on moto's DynamoDB, with its work reported to Dagster by day."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from platform_core.model_store import ModelStoreResource
+from platform_core.settings import init_dagster_home
+from tests.polling import wait_for
+from tests.wine.conftest import reading
+from wine_assets.quality.consumer import BarrelScorer, ChampionSource, DagsterReporter
+from wine_assets.quality.ledger import ScoreLedger, open_ledger
+from wine_assets.readings.simulator import seed_store, tick
+from wine_assets.readings.store import ReadingsStore, open_store
+
+
+def scorer(store: ReadingsStore, storage, **kwargs) -> tuple[BarrelScorer, ScoreLedger]:
+    ledger = open_ledger(store)
+    source = ChampionSource(ModelStoreResource(storage=storage))
+    return BarrelScorer(store, ledger, source.current, **kwargs), ledger
+
+
+def assert_exactly_once(store: ReadingsStore, ledger: ScoreLedger) -> None:
+    """Every seq the store handed out is in the ledger once; each barrel's stored score is
+    its newest reading's."""
+    top = store.max_seq()
+    rows = ledger.rows(0, top + 1000)
+    assert rows["seq"].is_unique
+    assert rows["seq"].tolist() == list(range(1, top + 1))
+    assert ledger.cursor() == top
+    scored = rows[rows["outcome"] == "scored"]
+    newest = scored.groupby("barrel_id")["seq"].max().to_dict()
+    stored = {p.barrel_id: p.reading_seq for p in store.predictions()}
+    assert stored == {b: int(s) for b, s in newest.items()}
+
+
+def drain(s: BarrelScorer) -> None:
+    while s.step():
+        pass
+
+
+def test_quarantined_readings_are_kept_with_their_reason_and_others_scored(
+    store: ReadingsStore, champion_storage
+):
+    store.put([reading(f"barrel-{i:04d}") for i in range(5)])
+    store.put([reading("barrel-0002", alcohol=24.0), reading("barrel-0003", ph=4.9)])
+    s, ledger = scorer(store, champion_storage)
+    drain(s)
+    rows = ledger.rows(0, 100).set_index("seq")
+    assert rows.loc[6, "outcome"] == rows.loc[7, "outcome"] == "quarantined"
+    assert "alcohol 24 outside" in rows.loc[6, "quarantine_reason"]
+    assert (rows.loc[1:5, "outcome"] == "scored").all()
+    assert rows.loc[1:5, "p_good"].between(0, 1).all()
+    assert (rows.loc[1:5, "quality_low_90"] <= rows.loc[1:5, "predicted_quality"]).all()
+    # the quarantined barrels keep the score of their last good reading
+    assert store.get_prediction("barrel-0002").reading_seq == 3
+    assert_exactly_once(store, ledger)
+
+
+@pytest.mark.parametrize("crash_at", ["write_back", "ledger", "cursor"])
+def test_a_crash_inside_a_commit_neither_skips_nor_doubles(
+    store: ReadingsStore, champion_storage, monkeypatch, crash_at
+):
+    """A commit that dies part-way (a process killed mid-write) is repaired by the next
+    scorer: on SQLite the transaction rolls back; on DynamoDB the writes done are redone
+    idempotently and the cursor never passes a seq not in the ledger."""
+    rng = np.random.default_rng(3)
+    seed_store(store, 12, rng, "both")
+    s, ledger = scorer(store, champion_storage)
+    drain(s)
+    tick(store, rng)
+    crashed = ledger_crash(ledger, crash_at, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        s.step()
+    assert crashed
+    monkeypatch.undo()
+    again, ledger = scorer(store, champion_storage)
+    drain(again)
+    assert_exactly_once(store, ledger)
+
+
+def ledger_crash(ledger: ScoreLedger, at: str, monkeypatch) -> list[str]:
+    """Make the ledger's next commit die at ``at`` (after some of its writes)."""
+    crashed: list[str] = []
+
+    def die(*args, **kwargs):
+        crashed.append(at)
+        raise KeyboardInterrupt(f"killed at {at}")
+
+    if hasattr(ledger, "_conn"):  # SQLite: die inside the transaction
+        real = ledger._conn
+
+        class Conn:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def execute(self, sql, *args):
+                if at == "cursor" and sql.startswith("INSERT INTO meta"):
+                    die()
+                return real.execute(sql, *args)
+
+            def executemany(self, sql, rows):
+                if (at == "ledger" and "scoring_log" in sql) or (
+                    at == "write_back" and "predictions" in sql
+                ):
+                    die()
+                return real.executemany(sql, rows)
+
+        monkeypatch.setattr(ledger, "_conn", Conn())
+    else:
+        if at == "write_back":
+            real_write = ledger.store._write_predictions
+
+            def half(columns):
+                real_write(
+                    type(columns)(*(getattr(columns, f)[:2] for f in columns.__dataclass_fields__))
+                )
+                die()
+
+            monkeypatch.setattr(ledger.store, "_write_predictions", half)
+        elif at == "ledger":
+            real_put, count = ledger._put, []
+
+            def some(row):
+                count.append(row)
+                if len(count) > 3:
+                    die()
+                return real_put(row)
+
+            monkeypatch.setattr(ledger, "_put", some)
+        else:
+            real_update = ledger._client.update_item
+
+            def update(**kwargs):
+                if kwargs.get("TableName") == ledger.cursor_table:
+                    die()
+                return real_update(**kwargs)
+
+            monkeypatch.setattr(ledger._client, "update_item", update)
+    return crashed
+
+
+def test_a_seq_that_appears_after_a_higher_one_is_scored(dynamodb_url, champion_storage):
+    """DynamoDB reserves a seq before writing its reading: the scorer waits for it instead
+    of passing it, scores it when it appears, and records it as lost only after a while."""
+    from wine_assets.readings.schema import parse_reading
+
+    with open_store(dynamodb_url) as store:
+        store.create()
+        store.put([reading(f"barrel-{i:04d}") for i in range(3)])
+        late = store._allocate(1)[0]  # a writer that reserved its seq, then stalled
+        store.put([reading("barrel-0001", alcohol=10.0)])
+        gone = store._allocate(1)[0]  # reserved, never written
+        store.put([reading("barrel-0002", alcohol=10.5)])
+        s, ledger = scorer(store, champion_storage, give_up_after_s=1.5)
+        drain(s)
+        assert ledger.cursor() == late - 1  # not past the invisible seq
+        now = "2030-01-01T00:00:00.000000+00:00"
+        store._append_history([parse_reading(reading("barrel-0000"))], [late], now)
+        s.step()
+        rows = ledger.rows(0, 100).set_index("seq")
+        assert rows.loc[late, "outcome"] == "scored"
+        assert ledger.cursor() == gone - 1
+        time.sleep(1.6)
+        s.step()
+        rows = ledger.rows(0, 100).set_index("seq")
+        assert rows.loc[gone, "outcome"] == "lost"
+        assert ledger.cursor() == store.max_seq()
+
+
+def test_the_scorer_reports_the_days_work_to_dagster_at_a_bounded_rate(
+    sqlite_url, champion_storage
+):
+    with dg.instance_for_test() as instance, open_store(sqlite_url) as store:
+        store.create()
+        seed_store(store, 10, np.random.default_rng(5), "both")
+        reporter = DagsterReporter(instance, every_s=3600)
+        s, ledger = scorer(store, champion_storage, reporter=reporter)
+        drain(s)
+        reporter.maybe_report()  # not due yet
+        assert (
+            instance.get_latest_materialization_event(dg.AssetKey("wine_sensor_snapshot")) is None
+        )
+        tick(store, np.random.default_rng(6))
+        drain(s)
+        reporter.maybe_report(force=True)
+        day = ledger.rows(0, 100)["day"].iloc[0]
+        for key, count in (
+            ("wine_sensor_snapshot", "readings"),
+            ("barrel_quality_predictions", "scored"),
+        ):
+            event = instance.get_latest_materialization_event(dg.AssetKey(key))
+            mat = event.asset_materialization
+            assert mat.partition == day
+            assert mat.metadata["seq_range"].value == "[1, 20]"
+            assert mat.metadata[count].value == 20
+        assert reporter.reported == 2
+
+
+def _scorer_proc(env: dict[str, str], log: Path) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("wine-scorer")
+    return subprocess.Popen(
+        [str(exe), "--poll", "0.05", "--report-every", "2"],
+        env=env,
+        stdout=log.open("a"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "dynamodb"])
+def test_sigkill_of_the_scorer_process_neither_skips_nor_doubles(
+    request, backend, tmp_path, champion_storage, monkeypatch
+):
+    """The real ``wine-scorer`` process, killed with SIGKILL at random moments while barrels
+    keep writing, restarted each time: in the end every write is in the ledger exactly once
+    and Dagster holds the day's materializations."""
+    url = request.getfixturevalue(f"{backend}_url")
+    home = init_dagster_home(tmp_path / "home")
+    env = {
+        **os.environ,
+        "WINE_READINGS_STORE": url,
+        "PLATFORM_STORAGE_ROOT": str(champion_storage.root),
+        "DAGSTER_HOME": str(home),
+    }
+    rng = np.random.default_rng(11)
+    log = tmp_path / "scorer.log"
+    with open_store(url) as store:
+        store.create()
+        seed_store(store, 20, rng, "both")
+        proc = _scorer_proc(env, log)
+        kills = 0
+        try:
+            for round_ in range(8):
+                for _ in range(3):
+                    tick(store, rng, barrels_per_tick=7)
+                    time.sleep(0.05)
+                time.sleep(rng.uniform(0.3, 1.5) if round_ else 4.0)
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                proc = _scorer_proc(env, log)
+            ledger = open_ledger(store)
+            wait_for(
+                ledger.cursor, 60, "the scorer caught up", until=lambda c: c == store.max_seq()
+            )
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        assert kills == 8
+        assert_exactly_once(store, ledger)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("barrel_quality_predictions"))
+        assert event is not None, log.read_text()[-2000:]
+        assert event.asset_materialization.metadata["seq_range"].value.startswith("[")

@@ -1,0 +1,411 @@
+"""``wine-scorer``: the long-running barrel scorer, the real-time path from reading to score.
+
+It follows the readings store's append-only history by ``seq`` (a consistent, indexed read on
+both backends: the SQLite primary key, DynamoDB's history table), a fraction of a second
+behind the writers, and for every new reading:
+
+* quarantines it when a feature is missing or outside its wine type's training range (kept in
+  the ledger with its reason, not scored; the other barrels are scored as usual), or
+* scores it with the champion (quality, P(good), 90 % interval), loaded once and reloaded when
+  the registry names a new champion (one small registry read every ``--champion-every`` s).
+
+Exactly once per ``(barrel, seq)``, across a SIGKILL at any point: the results, each barrel's
+newest score in the store and the scorer's position are committed through the ledger
+(``ledger.py``): one transaction on SQLite; idempotent writes in order on DynamoDB, where a
+restart repeats at most the last batch and the ledger refuses what it already holds.
+
+On DynamoDB a seq is reserved before its reading is written, so a reading can appear after a
+higher one. The position never passes a seq that is not in the ledger: such a seq is looked up
+again on every poll and scored when it appears; after ``--give-up-after`` seconds it is
+recorded as ``lost`` (reserved, never written), so the day's accounting names it.
+
+Dagster sees this work as what it is: materializations of the daily history assets
+(``wine_sensor_snapshot``, ``barrel_quality_predictions``), reported to the instance through
+its public API (``DagsterInstance.report_runless_asset_event``) at most every
+``--report-every`` seconds per day, each with the seq range and counts it covers; no run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from platform_core.model_store import ModelStoreResource
+from platform_core.registry import ModelVersion
+from platform_core.tables import table_key
+from wine_assets.quality import model as wine_model
+from wine_assets.quality import trust as wine_trust
+from wine_assets.quality.ledger import LedgerRow, ScoreLedger, open_ledger
+from wine_assets.quality.snapshot import (
+    MODEL_NAME,
+    PREDICTIONS,
+    SNAPSHOT,
+    TRAINING,
+    reading_day,
+    screen_features,
+    training_ranges,
+)
+from wine_assets.readings.schema import Reading
+from wine_assets.readings.store import ReadingsStore, utc_now
+
+log = logging.getLogger("wine-scorer")
+
+#: Readings read per poll at most (a catch-up after an outage goes page by page).
+PAGE = 5000
+
+
+class NotReady(RuntimeError):
+    """No champion or no training table yet: the scorer waits, its position unchanged."""
+
+
+@dataclass
+class Champion:
+    """The champion model and the training ranges its inputs are screened against."""
+
+    version: ModelVersion
+    model: wine_model.FittedModel
+    ranges: dict[str, dict[str, tuple[float, float]]]
+
+
+class ChampionSource:
+    """The champion, reloaded only when the registry's champion version changes (the
+    registry index is read at most every ``check_every_s``)."""
+
+    def __init__(self, model_store: ModelStoreResource, check_every_s: float = 5.0) -> None:
+        self.model_store = model_store
+        self.check_every_s = check_every_s
+        self._checked = float("-inf")
+        self._current: Champion | None = None
+        self.loads = 0
+
+    def current(self) -> Champion:
+        if self._current is None or time.monotonic() - self._checked >= self.check_every_s:
+            registry = self.model_store.registry(MODEL_NAME)
+            champion = registry.champion()
+            self._checked = time.monotonic()
+            if champion is None:
+                raise NotReady(f"{MODEL_NAME} has no champion yet (the wine_retrain job)")
+            if self._current is None or self._current.version.version != champion.version:
+                storage = self.model_store.storage
+                key = table_key(TRAINING)
+                if not storage.exists(key):
+                    raise NotReady(f"no training table at {storage.uri(key)} yet")
+                model = wine_model.from_files(registry.verify(champion))
+                ranges = training_ranges(storage.read_parquet(key))
+                self._current = Champion(champion, model, ranges)
+                self.loads += 1
+                log.info("scoring with %s", champion.label)
+        return self._current
+
+
+@dataclass
+class DayTally:
+    """What the scorer did for one UTC day since its last report."""
+
+    first_seq: int | None = None
+    last_seq: int | None = None
+    scored: int = 0
+    quarantined: int = 0
+    lost: int = 0
+    lags: list[float] = field(default_factory=list)
+
+    def add(self, row: LedgerRow) -> None:
+        self.first_seq = row.seq if self.first_seq is None else min(self.first_seq, row.seq)
+        self.last_seq = row.seq if self.last_seq is None else max(self.last_seq, row.seq)
+        setattr(self, row.outcome, getattr(self, row.outcome) + 1)
+
+
+class DagsterReporter:
+    """Runless materializations of the day's history partitions, at a bounded rate."""
+
+    def __init__(self, instance: Any, every_s: float = 60.0) -> None:
+        self.instance = instance
+        self.every_s = every_s
+        self.tallies: dict[str, DayTally] = {}
+        self._last = time.monotonic()
+        self.reported = 0
+
+    def add(self, rows: Sequence[LedgerRow], model_version: int | None) -> None:
+        now = datetime.now(UTC)
+        for row in rows:
+            tally = self.tallies.setdefault(row.day, DayTally())
+            tally.add(row)
+            if row.outcome == "scored":
+                written = datetime.fromisoformat(row.reading_updated_at)
+                tally.lags.append((now - written).total_seconds())
+        self.model_version = model_version
+
+    def maybe_report(self, force: bool = False) -> None:
+        """Report every day with news once ``every_s`` has passed (or now, ``force``); a
+        day that turned over is reported at once, so a closed day's last seqs are not held."""
+        today = datetime.now(UTC).date().isoformat()
+        old_days = [d for d in self.tallies if d < today]
+        due = force or old_days or time.monotonic() - self._last >= self.every_s
+        if not due or not self.tallies:
+            return
+        import dagster as dg
+
+        for day, tally in sorted(self.tallies.items()):
+            seq_range = f"[{tally.first_seq}, {tally.last_seq}]"
+            common = {"seq_range": seq_range, "first_seq": tally.first_seq,
+                      "last_seq": tally.last_seq, "reported_by": "wine-scorer"}  # fmt: skip
+            lags = np.asarray(tally.lags) if tally.lags else np.zeros(1)
+            try:
+                self.instance.report_runless_asset_event(
+                    dg.AssetMaterialization(
+                        asset_key=SNAPSHOT,
+                        partition=day,
+                        description=f"readings {seq_range} screened by the barrel scorer",
+                        metadata=common
+                        | {
+                            "readings": tally.scored + tally.quarantined,
+                            "quarantined": tally.quarantined,
+                            "lost": tally.lost,
+                        },
+                    )
+                )
+                self.instance.report_runless_asset_event(
+                    dg.AssetMaterialization(
+                        asset_key=PREDICTIONS,
+                        partition=day,
+                        description=f"readings {seq_range} scored by the barrel scorer",
+                        metadata=common
+                        | {
+                            "scored": tally.scored,
+                            "model_version": int(self.model_version or 0),
+                            "write_to_score_p50_s": float(np.quantile(lags, 0.5)),
+                            "write_to_score_p95_s": float(np.quantile(lags, 0.95)),
+                        },
+                    )
+                )
+            except Exception:  # the instance is down: keep the tally, try again later
+                log.exception("could not report to the Dagster instance; retrying later")
+                return
+            del self.tallies[day]
+            self.reported += 2
+        self._last = time.monotonic()
+
+
+class BarrelScorer:
+    """One consumer of one readings store; ``step()`` does one poll."""
+
+    def __init__(
+        self,
+        store: ReadingsStore,
+        ledger: ScoreLedger,
+        champion: Callable[[], Champion],
+        reporter: DagsterReporter | None = None,
+        give_up_after_s: float = 300.0,
+        page: int = PAGE,
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.champion = champion
+        self.reporter = reporter
+        self.give_up_after_s = give_up_after_s
+        self.page = page
+        #: Every seq up to ``position`` is in the ledger; ``high``: the highest seq read.
+        self.position = ledger.cursor()
+        self.high = self.position
+        #: Seqs between position and high not visible yet, with when they were first missed.
+        self.holes: dict[int, float] = {}
+
+    def step(self) -> int:
+        """Read what is new (and any hole that appeared), screen, score, commit; the number
+        of readings newly recorded."""
+        champion = self.champion()  # NotReady: nothing read, nothing moved
+        readings = self.store.history(self.high, self.high + self.page)
+        found = [r for seq in sorted(self.holes) for r in self.store.history(seq - 1, seq)]
+        now = time.monotonic()
+        for reading in found:
+            self.holes.pop(reading.seq, None)
+        if readings:
+            seen = {r.seq for r in readings}
+            top = max(seen)
+            for seq in range(self.high + 1, top + 1):
+                if seq not in seen:
+                    self.holes[seq] = now
+            self.high = top
+        lost = [s for s, since in self.holes.items() if now - since >= self.give_up_after_s]
+        for seq in lost:
+            del self.holes[seq]
+        todo = sorted(found + readings, key=lambda r: r.seq)
+        rows = self.rows(todo, champion) + [self._lost(seq) for seq in lost]
+        cursor = min(self.holes) - 1 if self.holes else self.high
+        if not rows and cursor <= self.position:
+            return 0
+        added = self.ledger.commit(rows, cursor)
+        self.position = max(self.position, cursor)
+        if lost:
+            log.warning("seqs %s reserved but never written: recorded as lost", lost[:20])
+        if self.reporter is not None:
+            self.reporter.add(rows, champion.version.version)
+        return added
+
+    def rows(self, readings: Sequence[Reading], champion: Champion) -> list[LedgerRow]:
+        """Ledger rows for visible readings: quarantined with a reason, or scored."""
+        if not readings:
+            return []
+        df = pd.DataFrame([r.to_dict() for r in readings])
+        reasons, _ = screen_features(df, champion.ranges)
+        held = reasons.notna().to_numpy()
+        scored_at = utc_now()
+        quality = np.full(len(df), np.nan)
+        p_good = np.full(len(df), np.nan)
+        interval = np.full((len(df), 2), np.nan)
+        if (~held).any():
+            todo = df[~held]
+            q = wine_model.predict(champion.model, todo)
+            p, iv = wine_trust.annotate(champion.model.trust, todo["wine_type"].to_numpy(), q)
+            quality[~held], p_good[~held], interval[~held] = q, p, iv
+        version = champion.version.version
+        out = []
+        for i, r in enumerate(readings):
+            common = {
+                "seq": r.seq,
+                "barrel_id": r.barrel_id,
+                "wine_type": r.wine_type,
+                "day": reading_day(r.updated_at),
+                "reading_updated_at": r.updated_at,
+                "scored_at": scored_at,
+            }
+            if held[i]:
+                out.append(
+                    LedgerRow(**common, outcome="quarantined", quarantine_reason=reasons.iloc[i])
+                )
+            else:
+                out.append(
+                    LedgerRow(
+                        **common,
+                        outcome="scored",
+                        predicted_quality=float(quality[i]),
+                        p_good=float(p_good[i]),
+                        quality_low_90=float(interval[i, 0]),
+                        quality_high_90=float(interval[i, 1]),
+                        model_version=version,
+                    )
+                )
+        return out
+
+    def _lost(self, seq: int) -> LedgerRow:
+        now = utc_now()
+        return LedgerRow(
+            seq=seq,
+            barrel_id="-",
+            wine_type="-",
+            day=reading_day(now),
+            reading_updated_at=now,
+            outcome="lost",
+            scored_at=now,
+            quarantine_reason=f"seq {seq} reserved but no reading appeared",
+        )
+
+
+def run(
+    scorer: BarrelScorer,
+    poll_s: float,
+    should_stop: Callable[[], bool],
+    wait_log_every_s: float = 30.0,
+) -> None:
+    """Poll until ``should_stop``: a step, then a short sleep when it found nothing."""
+    waited_log = float("-inf")
+    while not should_stop():
+        try:
+            added = scorer.step()
+        except NotReady as exc:
+            if time.monotonic() - waited_log >= wait_log_every_s:
+                log.info("waiting: %s", exc)
+                waited_log = time.monotonic()
+            added = 0
+            time.sleep(min(2.0, poll_s * 10))
+        if scorer.reporter is not None:
+            scorer.reporter.maybe_report()
+        if not added:
+            time.sleep(poll_s)
+    if scorer.reporter is not None:
+        scorer.reporter.maybe_report(force=True)
+
+
+def _instance(stack: ExitStack) -> Any | None:
+    """The Dagster instance of ``DAGSTER_HOME``, or None (no reports) when it is unset."""
+    import os
+
+    import dagster as dg
+
+    if not os.environ.get("DAGSTER_HOME"):
+        log.warning("DAGSTER_HOME unset: scoring without reporting to Dagster")
+        return None
+    return stack.enter_context(dg.DagsterInstance.get())
+
+
+def open_scorer(stack: ExitStack, args: argparse.Namespace) -> BarrelScorer:
+    """The scorer on the configured store, model store and instance (the platform's
+    settings: ``WINE_READINGS_STORE``, ``PLATFORM_STORAGE_ROOT``, ``DAGSTER_HOME``)."""
+    from wine_assets.monitoring.resources import service_resources
+
+    model_store, _, readings = service_resources()
+    model_store = stack.enter_context(model_store.process_config_and_initialize_cm())
+    readings = stack.enter_context(readings.process_config_and_initialize_cm())
+    store = stack.enter_context(readings.open())
+    ledger = open_ledger(store)
+    stack.callback(ledger.close)
+    instance = _instance(stack)
+    reporter = DagsterReporter(instance, args.report_every) if instance is not None else None
+    source = ChampionSource(model_store, args.champion_every)
+    return BarrelScorer(store, ledger, source.current, reporter, args.give_up_after)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wine-scorer", description=__doc__.split("\n")[0])
+    parser.add_argument("--poll", type=float, default=0.2, help="seconds between empty polls")
+    parser.add_argument(
+        "--report-every", type=float, default=60.0, help="seconds between Dagster reports"
+    )
+    parser.add_argument(
+        "--champion-every", type=float, default=5.0, help="seconds between champion checks"
+    )
+    parser.add_argument(
+        "--give-up-after",
+        type=float,
+        default=300.0,
+        help="seconds a reserved seq may stay invisible before it is recorded as lost",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s wine-scorer %(message)s")
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with ExitStack() as stack:
+        scorer = open_scorer(stack, args)
+        log.info("following %r from seq %d", scorer.store, scorer.position)
+        run(scorer, args.poll, lambda: stopping)
+    log.info("stopped")
+    return 0
+
+
+def _iter_days(rows: Sequence[LedgerRow]) -> Iterator[str]:
+    return iter(sorted({r.day for r in rows}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

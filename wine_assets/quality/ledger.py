@@ -1,0 +1,387 @@
+"""The scoring ledger: what the barrel scorer did with every reading, and where it stands.
+
+One row per reading seq, whatever became of it: ``scored`` (the champion's quality, P(good) and
+the 90 % interval, the model version), ``quarantined`` (its reason; not scored) or ``lost`` (a
+seq the counter handed out whose reading never appeared, given up after a while). The ledger is
+what makes the scorer exactly-once and auditable:
+
+* a row is keyed by seq and never replaced, so a replay after a crash adds nothing;
+* ``commit`` stores the rows, the newest score per barrel back in the readings store, and the
+  scorer's position (``cursor``: every seq up to it is in the ledger) together. On SQLite that
+  is one transaction in the readings file; on DynamoDB (no transaction this size) the three
+  writes are each idempotent and done in that order, so a crash between them is repaired by
+  doing the batch again;
+* each row carries the reading's UTC ``day`` (its ``updated_at`` date), so a day's
+  predictions, quarantines and the check that every write of the day is accounted for are
+  one indexed read (the daily history assets, ``history.py``).
+
+Layout: SQLite ``scoring_log`` (+ the ``scorer_cursor`` key of the readings file's ``meta``);
+DynamoDB ``<table>-scores`` (HASH ``day``, RANGE ``seq``) + the ``scorer-cursor`` item of
+``<table>-sequence``.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wine_assets.readings.store import ReadingsStore
+
+__all__ = ["OUTCOMES", "LedgerRow", "ScoreLedger", "open_ledger"]
+
+OUTCOMES = ("scored", "quarantined", "lost")
+CURSOR_KEY = "scorer_cursor"
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """What became of one reading (``seq``)."""
+
+    seq: int
+    barrel_id: str
+    wine_type: str
+    day: str
+    reading_updated_at: str
+    outcome: str
+    scored_at: str
+    quarantine_reason: str | None = None
+    predicted_quality: float | None = None
+    p_good: float | None = None
+    quality_low_90: float | None = None
+    quality_high_90: float | None = None
+    model_version: int | None = None
+
+
+COLUMNS = tuple(f.name for f in fields(LedgerRow))
+_FLOATS = ("predicted_quality", "p_good", "quality_low_90", "quality_high_90")
+
+
+def _clean(value: Any) -> Any:
+    """NaN (a champion without calibration) is stored as no value."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def frame(rows: Sequence[LedgerRow] | Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Ledger rows as a typed frame (``COLUMNS``), ordered by seq."""
+    records = [asdict(r) if isinstance(r, LedgerRow) else r for r in rows]
+    df = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    df = df.astype(
+        {
+            "seq": "int64",
+            **{c: "float64" for c in _FLOATS},
+            "model_version": "Int64",
+            **{c: "string" for c in COLUMNS if c not in ("seq", "model_version", *_FLOATS)},
+        }
+    )
+    return df.sort_values("seq", ignore_index=True)
+
+
+class ScoreLedger(ABC):
+    """The scorer's ledger beside a readings store (``open_ledger``)."""
+
+    def __init__(self, store: ReadingsStore) -> None:
+        self.store = store
+
+    @abstractmethod
+    def create(self) -> None:
+        """Create the ledger's table (idempotent)."""
+
+    @abstractmethod
+    def cursor(self) -> int:
+        """Highest seq below which every seq is in the ledger; 0 at first."""
+
+    @abstractmethod
+    def commit(self, rows: Sequence[LedgerRow], cursor: int) -> int:
+        """Record ``rows`` (seqs already recorded are left as they are), write each barrel's
+        newest score back to the store, and move the cursor up to ``cursor`` (never down).
+        The number of rows newly recorded."""
+
+    @abstractmethod
+    def day(self, day: str) -> pd.DataFrame:
+        """Every row of one UTC day (``YYYY-MM-DD``), ordered by seq (``frame``'s columns)."""
+
+    @abstractmethod
+    def rows(self, after: int, upto: int) -> pd.DataFrame:
+        """Every row with ``after < seq <= upto`` (tests and benchmarks)."""
+
+    @abstractmethod
+    def has_day(self, day: str) -> bool:
+        """Whether the ledger holds a row of ``day`` (one indexed read of one row)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the ledger opened itself."""
+
+    def _newest_scores(self, rows: Sequence[LedgerRow]) -> list[LedgerRow]:
+        newest: dict[str, LedgerRow] = {}
+        for row in rows:
+            if row.outcome == "scored" and (
+                row.barrel_id not in newest or newest[row.barrel_id].seq < row.seq
+            ):
+                newest[row.barrel_id] = row
+        return list(newest.values())
+
+
+class SqliteScoreLedger(ScoreLedger):
+    """``scoring_log`` in the readings file; ``commit`` is one transaction with the
+    prediction write-back and the cursor."""
+
+    def __init__(self, store: ReadingsStore, path: str) -> None:
+        super().__init__(store)
+        self._conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        self._conn.execute("PRAGMA busy_timeout = 30000")
+        self._lock = threading.Lock()
+
+    def create(self) -> None:
+        with self._lock:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS scoring_log (\n"
+                "  seq INTEGER PRIMARY KEY, barrel_id TEXT NOT NULL, wine_type TEXT NOT NULL,\n"
+                "  day TEXT NOT NULL, reading_updated_at TEXT NOT NULL,\n"
+                "  outcome TEXT NOT NULL CHECK (outcome IN ('scored','quarantined','lost')),\n"
+                "  scored_at TEXT NOT NULL, quarantine_reason TEXT, predicted_quality REAL,\n"
+                "  p_good REAL, quality_low_90 REAL, quality_high_90 REAL, model_version INTEGER\n"
+                ")"
+            )
+            self._conn.execute(
+                "CREATE INDEX IF NOT EXISTS scoring_log_day ON scoring_log (day, seq)"
+            )
+
+    def cursor(self) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def commit(self, rows: Sequence[LedgerRow], cursor: int) -> int:
+        from wine_assets.readings.sqlite_store import _UPSERT_PREDICTION
+
+        marks = ", ".join("?" for _ in COLUMNS)
+        newest = self._newest_scores(rows)
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                before = conn.total_changes
+                conn.executemany(
+                    f"INSERT OR IGNORE INTO scoring_log ({', '.join(COLUMNS)}) VALUES ({marks})",
+                    [tuple(_clean(getattr(r, c)) for c in COLUMNS) for r in rows],
+                )
+                added = conn.total_changes - before
+                conn.executemany(
+                    _UPSERT_PREDICTION,
+                    [
+                        (r.barrel_id, r.predicted_quality, r.model_version, r.seq, r.scored_at)
+                        for r in newest
+                    ],
+                )
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                    "SET value = MAX(value, excluded.value)",
+                    (CURSOR_KEY, cursor),
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return added
+
+    def _select(self, where: str, params: Sequence[Any]) -> pd.DataFrame:
+        with self._lock:
+            cur = self._conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM scoring_log WHERE {where} ORDER BY seq",
+                params,
+            )
+            rows = [dict(zip(COLUMNS, r, strict=True)) for r in cur.fetchall()]
+        return frame(rows)
+
+    def day(self, day: str) -> pd.DataFrame:
+        return self._select("day = ?", (day,))
+
+    def rows(self, after: int, upto: int) -> pd.DataFrame:
+        return self._select("seq > ? AND seq <= ?", (after, upto))
+
+    def has_day(self, day: str) -> bool:
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT 1 FROM scoring_log WHERE day = ? LIMIT 1", (day,)
+            ).fetchone()
+        return found is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class DynamoDbScoreLedger(ScoreLedger):
+    """``<table>-scores`` (HASH day, RANGE seq): conditional puts, so a replayed row is
+    refused rather than doubled; the cursor item only moves up."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__(store)
+        self._client = store._client  # the store's client: one connection pool
+        self.table = f"{store.table}-scores"
+        self.cursor_table = store.sequence_table
+
+    def create(self) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.create_table(
+                TableName=self.table,
+                AttributeDefinitions=[
+                    {"AttributeName": "day", "AttributeType": "S"},
+                    {"AttributeName": "seq", "AttributeType": "N"},
+                ],
+                KeySchema=[
+                    {"AttributeName": "day", "KeyType": "HASH"},
+                    {"AttributeName": "seq", "KeyType": "RANGE"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+        self._client.get_waiter("table_exists").wait(TableName=self.table)
+
+    def cursor(self) -> int:
+        item = self._client.get_item(
+            TableName=self.cursor_table,
+            Key={"sequence_name": {"S": CURSOR_KEY}},
+            ConsistentRead=True,
+        ).get("Item")
+        return int(item["upto"]["N"]) if item else 0
+
+    def _put(self, row: LedgerRow) -> bool:
+        from botocore.exceptions import ClientError
+
+        item: dict[str, Any] = {}
+        for name in COLUMNS:
+            value = _clean(getattr(row, name))
+            if value is None:
+                continue
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            item[name] = {"N": repr(value)} if is_number else {"S": str(value)}
+        try:
+            self._client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(seq)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def commit(self, rows: Sequence[LedgerRow], cursor: int) -> int:
+        newest = self._newest_scores(rows)
+        for version in sorted({r.model_version for r in newest}):
+            part = [r for r in newest if r.model_version == version]
+            # Conditional on reading_seq: redoing it after a crash changes nothing.
+            self.store.write_prediction_columns(
+                [r.barrel_id for r in part],
+                [r.predicted_quality for r in part],
+                [r.seq for r in part],
+                model_version=int(version),
+                scored_at=[r.scored_at for r in part],
+            )
+        if len(rows) > 1:
+            with ThreadPoolExecutor(min(8, len(rows))) as pool:
+                added = sum(pool.map(self._put, rows))
+        else:
+            added = sum(map(self._put, rows))
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.update_item(
+                TableName=self.cursor_table,
+                Key={"sequence_name": {"S": CURSOR_KEY}},
+                UpdateExpression="SET upto = :c",
+                ConditionExpression="attribute_not_exists(upto) OR upto < :c",
+                ExpressionAttributeValues={":c": {"N": str(int(cursor))}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        return added
+
+    def _query(self, **kwargs: Any) -> pd.DataFrame:
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self.table, ConsistentRead=True, **kwargs
+        )
+        rows = []
+        for page in pages:
+            for item in page["Items"]:
+                rows.append(
+                    {
+                        k: (float(v["N"]) if "N" in v else v["S"])
+                        for k, v in item.items()
+                        if k in COLUMNS
+                    }
+                )
+        return frame(rows)
+
+    def day(self, day: str) -> pd.DataFrame:
+        return self._query(
+            KeyConditionExpression="#d = :d",
+            ExpressionAttributeNames={"#d": "day"},
+            ExpressionAttributeValues={":d": {"S": day}},
+        )
+
+    def rows(self, after: int, upto: int) -> pd.DataFrame:
+        """A Scan filtered on seq (tests and benchmarks only: the ledger is read by day)."""
+        pages = self._client.get_paginator("scan").paginate(
+            TableName=self.table,
+            ConsistentRead=True,
+            FilterExpression="seq > :a AND seq <= :u",
+            ExpressionAttributeValues={":a": {"N": str(after)}, ":u": {"N": str(upto)}},
+        )
+        rows = [
+            {k: (float(v["N"]) if "N" in v else v["S"]) for k, v in item.items() if k in COLUMNS}
+            for page in pages
+            for item in page["Items"]
+        ]
+        return frame(rows)
+
+    def has_day(self, day: str) -> bool:
+        response = self._client.query(
+            TableName=self.table,
+            KeyConditionExpression="#d = :d",
+            ExpressionAttributeNames={"#d": "day"},
+            ExpressionAttributeValues={":d": {"S": day}},
+            Limit=1,
+        )
+        return bool(response["Items"])
+
+    def close(self) -> None:
+        """The client belongs to the store (closed with it)."""
+
+
+def open_ledger(store: ReadingsStore) -> ScoreLedger:
+    """The ledger beside ``store`` (created if missing)."""
+    from wine_assets.readings.dynamodb_store import DynamoDbReadingsStore
+    from wine_assets.readings.sqlite_store import SqliteReadingsStore
+
+    if isinstance(store, SqliteReadingsStore):
+        if store.path == ":memory:":
+            raise ValueError("the scoring ledger needs a readings file, not sqlite:///:memory:")
+        ledger: ScoreLedger = SqliteScoreLedger(store, store.path)
+    elif isinstance(store, DynamoDbReadingsStore):
+        ledger = DynamoDbScoreLedger(store)
+    else:
+        raise TypeError(f"no scoring ledger for {type(store).__name__}")
+    ledger.create()
+    return ledger
