@@ -62,3 +62,23 @@ def init_dagster_home(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
     return home
+
+
+#: Days of history the hot stores keep before the archive's copy is the only one.
+DEFAULT_READINGS_RETENTION_DAYS = 7
+DEFAULT_PREDICTION_LOG_RETENTION_DAYS = 30
+
+
+def retention_days(name: str, default: int) -> int:
+    """A ``*_RETENTION_DAYS`` variable as a plain integer (at least 1), for code that runs
+    outside Dagster too (the readings store stamps its TTL with it); a clear error otherwise."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name}={raw!r}: expected a whole number of days, 1 or more")
+    return value

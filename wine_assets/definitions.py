@@ -25,6 +25,7 @@ from wine_assets.quality.snapshot import (
 )
 from wine_assets.quality.training import training_checks, wine_training_data
 from wine_assets.readings.resource import ReadingsStoreResource
+from wine_assets.retention import definitions as retention
 
 snapshot_job = dg.define_asset_job(
     "barrel_snapshot",
@@ -80,5 +81,5 @@ def operations_definitions() -> dg.Definitions:
 
 # One Definitions object at module scope (Dagster's loader refuses several).
 defs = dg.Definitions.merge(
-    quality_definitions(), monitoring.defs, profiles.defs, operations_definitions()
+    quality_definitions(), monitoring.defs, profiles.defs, retention.defs, operations_definitions()
 )

@@ -35,6 +35,7 @@ from wine_assets.monitoring.report_html import external_resources
 from wine_assets.monitoring.thresholds import DriftThresholds, Thresholds
 from wine_assets.quality import model as wine_model
 from wine_assets.quality.snapshot import MODEL_NAME
+from wine_assets.retention.archive import logged_window
 
 GROUP = "wine_monitoring"
 REPORT_PREFIX = "monitoring/wine_drift"
@@ -213,8 +214,8 @@ def wine_drift_report(
     start, end = hour_window(context.partition_key)
     positions = Positions.parse(context.run.tags.get(POSITIONS_TAG))
     label = positions.label if positions else WHOLE_HOUR
-    with prediction_log.open() as log:
-        logged = log.window(start, end, positions.bounds if positions else None)
+    with prediction_log.open() as log:  # rows pruned from the log are read from the archive
+        logged = logged_window(log, storage, start, end, positions.bounds if positions else None)
     covered = (
         f"positions {positions.first}-{positions.last} of the hour"
         if positions

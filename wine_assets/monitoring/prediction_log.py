@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -167,6 +167,36 @@ class PredictionLog(ABC):
     def _ts(self, ts: datetime) -> object:
         return ts
 
+    # -- retention (wine_assets.retention archives a day, then prunes it) ---------------
+
+    def _execute(self, sql: str, params: Sequence) -> int:
+        """Run one write statement (``?`` placeholders) in its own committed transaction;
+        the rows it changed."""
+        raise NotImplementedError(f"{type(self).__name__} has no retention")
+
+    def oldest_day(self) -> date | None:
+        """The UTC day of the oldest logged row; None when the log is empty."""
+        (oldest,) = self._query(f"SELECT MIN(logged_at) FROM {TABLE}", [])[0]
+        moment = _as_datetime(oldest)
+        return moment.astimezone(UTC).date() if moment else None
+
+    def delete_positions(self, ranges: Sequence[tuple[int, int]], batch_size: int) -> int:
+        """Delete the rows with a position in one of the inclusive ``(lo, hi)`` ranges, at
+        most ``batch_size`` positions per transaction, never the newest row (its position
+        is where ``max_position`` resumes); the number deleted. Only the retention code
+        calls this, with ranges it has archived."""
+        from wine_assets.readings.store import _chunks
+
+        deleted = 0
+        for group in _chunks(sorted(ranges), batch_size):
+            where = " OR ".join("(position >= ? AND position <= ?)" for _ in group)
+            deleted += self._execute(
+                f"DELETE FROM {TABLE} WHERE ({where}) "
+                f"AND position < (SELECT MAX(position) FROM {TABLE})",
+                [bound for pair in group for bound in pair],
+            )
+        return deleted
+
     def __enter__(self) -> "PredictionLog":
         return self
 
@@ -235,6 +265,10 @@ class SqlitePredictionLog(PredictionLog):
 
     def _ts(self, ts: datetime) -> object:
         return _iso(ts)
+
+    def _execute(self, sql: str, params: Sequence) -> int:
+        with self._lock, self._conn:  # commits, or rolls back on error
+            return self._conn.execute(sql, list(params)).rowcount
 
     def close(self) -> None:
         self._conn.close()
@@ -307,6 +341,19 @@ class PostgresPredictionLog(PredictionLog):
                 with conn, conn.cursor() as cur:
                     cur.execute(sql.replace("?", "%s"), list(params))
                     return cur.fetchall()
+            except psycopg2.Error:
+                self._drop()
+                raise
+
+    def _execute(self, sql: str, params: Sequence) -> int:
+        import psycopg2
+
+        with self._lock:
+            try:
+                conn = self._connection()
+                with conn, conn.cursor() as cur:  # `with conn` commits or rolls back
+                    cur.execute(sql.replace("?", "%s"), list(params))
+                    return cur.rowcount
             except psycopg2.Error:
                 self._drop()
                 raise

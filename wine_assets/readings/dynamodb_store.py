@@ -20,6 +20,12 @@ Layout (both tables PAY_PER_REQUEST):
   ``temperature_history`` for why a day and what the index's eventual consistency means).
   ``create()`` adds it to a history table made before it and backfills ``day`` on the items
   written before it (``backfill_history_days``).
+- TTL on the history table (attribute ``expires_at``, epoch seconds, set on write): an item
+  expires ``READINGS_RETENTION_DAYS`` + ``TTL_GRACE_DAYS`` days after its UTC day ends. The
+  daily archive (``wine_assets.retention``) copies each closed day to parquet and deletes the
+  day's items itself once they are past the retention and verified in the archive; the TTL is
+  the backstop, ``TTL_GRACE_DAYS`` later, for what a stopped archive would leave. The current
+  item of each barrel (``<table>``) has no TTL and is never deleted.
 - ``<table>-sequence``: one counter item. ``put`` reserves a block of seqs with a single
   atomic ``UpdateItem ADD last_value :n`` and writes each reading with its seq. The counter is
   in its own table, not a reserved key in ``<table>``, so Scans (``all``, ``count``) see only
@@ -45,7 +51,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -53,11 +59,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from platform_core.settings import DEFAULT_READINGS_RETENTION_DAYS, retention_days
 from wine_assets.readings.schema import NUMERIC_FIELDS, Prediction, Reading
 from wine_assets.readings.store import (
     PredictionColumns,
     ReadingsStore,
     _check_cursor,
+    _chunks,
+    _history_frame,
     _temperature_frame,
     _time_window,
     utc_now,
@@ -93,6 +102,9 @@ _DAY_INDEX: dict[str, Any] = {
 _HISTORY_ATTRIBUTES = [("shard", "S"), ("seq", "N"), ("day", "S"), ("updated_at", "S")]
 _READING_ATTRS = ("wine_type", *NUMERIC_FIELDS, "seq", "updated_at", "shard")
 _PREDICTION_ATTRS = ("predicted_quality", "model_version", "reading_seq", "scored_at")
+#: The history items' TTL attribute (epoch seconds) and how long after the retention it fires.
+TTL_ATTRIBUTE = "expires_at"
+TTL_GRACE_DAYS = 2
 #: botocore's standard retries (throttling, RequestLimitExceeded, 5xx, timeouts) with backoff
 #: and jitter, as many attempts as its legacy DynamoDB policy made.
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
@@ -148,9 +160,14 @@ class DynamoDbReadingsStore(ReadingsStore):
         endpoint_url: str | None = None,
         client: Any | None = None,
         max_workers: int = 8,
+        history_retention_days: int | None = None,
     ) -> None:
         self.table = table
         self.max_workers = max_workers
+        #: Days a history item is kept (its TTL adds ``TTL_GRACE_DAYS``).
+        self.history_retention_days = history_retention_days or retention_days(
+            "READINGS_RETENTION_DAYS", DEFAULT_READINGS_RETENTION_DAYS
+        )
         self.sequence_table = f"{table}-sequence"
         self.history_table = f"{table}-history"
         self._days_backfilled = False  # cached once seen: the marker is never removed
@@ -197,8 +214,31 @@ class DynamoDbReadingsStore(ReadingsStore):
             )
         if DAY_GSI_NAME not in _index_names(tables[self.history_table]):
             self._add_day_index()
+        self._enable_ttl()
         if not self._days_complete():
             self.backfill_history_days(after=0)
+
+    def _enable_ttl(self) -> None:
+        """Turn on TTL (``expires_at``) on the history table unless it already is."""
+        status = self._client.describe_time_to_live(TableName=self.history_table)
+        spec = status.get("TimeToLiveDescription", {})
+        if spec.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            if spec.get("AttributeName") != TTL_ATTRIBUTE:
+                raise RuntimeError(
+                    f"{self.history_table}: TTL is on attribute {spec.get('AttributeName')!r}, "
+                    f"expected {TTL_ATTRIBUTE!r}; change it in DynamoDB or use another table"
+                )
+            return
+        self._client.update_time_to_live(
+            TableName=self.history_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+        )
+
+    def expires_at(self, updated_at: str) -> int:
+        """A history item's TTL: the end of its UTC day plus the retention and the grace."""
+        day = datetime.fromisoformat(_day(updated_at)).replace(tzinfo=UTC)
+        days = 1 + self.history_retention_days + TTL_GRACE_DAYS
+        return int((day + timedelta(days=days)).timestamp())
 
     def _add_day_index(self) -> None:
         """Add the by_day index to a history table made before it: UpdateTable, then wait
@@ -405,6 +445,7 @@ class DynamoDbReadingsStore(ReadingsStore):
 
     def _append_history(self, readings: list[Reading], seqs: list[int], now: str) -> None:
         """BatchWriteItem (25 items a request) into the history table, retrying leftovers."""
+        expires = self.expires_at(now)
         items = [
             {
                 "PutRequest": {
@@ -416,11 +457,16 @@ class DynamoDbReadingsStore(ReadingsStore):
                         **{f: _num(getattr(r, f)) for f in NUMERIC_FIELDS},
                         "updated_at": _str(now),
                         "day": _str(_day(now)),
+                        TTL_ATTRIBUTE: _num(expires),
                     }
                 }
             }
             for r, seq in zip(readings, seqs, strict=True)
         ]
+        self._batch_write(items)
+
+    def _batch_write(self, items: list[dict[str, Any]]) -> None:
+        """BatchWriteItem requests (25 each) on the history table, retrying leftovers."""
         for start in range(0, len(items), 25):
             request = {self.history_table: items[start : start + 25]}
             for attempt in range(10):
@@ -662,6 +708,92 @@ class DynamoDbReadingsStore(ReadingsStore):
             ConsistentRead=True,
         )
         return [_temperature_row(item) for items in pages for item in items]
+
+    # -- retention ----------------------------------------------------------------------
+
+    def history_day(self, day: date) -> pd.DataFrame:
+        """The day's seqs from the by_day index, then one consistent Query of the history
+        table over that seq range filtered on the day: full items, read at the cost of the
+        day. The index is eventually consistent: read a day once it is closed."""
+        if not self._days_complete():
+            raise RuntimeError(
+                f"{self.history_table}: history items without day; run create() first"
+            )
+        names = {"#d": "day", "#q": "seq"}
+        seqs = [
+            _int(item["seq"])
+            for items in self._query_pages(
+                TableName=self.history_table,
+                IndexName=DAY_GSI_NAME,
+                KeyConditionExpression="#d = :day",
+                ProjectionExpression="#q",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":day": _str(day.isoformat())},
+            )
+            for item in items
+        ]
+        if not seqs:
+            return _history_frame([])
+        pages = self._query_pages(
+            TableName=self.history_table,
+            KeyConditionExpression="#s = :shard AND #q BETWEEN :lo AND :hi",
+            FilterExpression="#d = :day",
+            ExpressionAttributeNames={**names, "#s": "shard"},
+            ExpressionAttributeValues={
+                ":shard": _str(SHARD),
+                ":lo": _num(min(seqs)),
+                ":hi": _num(max(seqs)),
+                ":day": _str(day.isoformat()),
+            },
+            ConsistentRead=True,
+        )
+        rows = [
+            (
+                _int(i["seq"]),
+                i["barrel_id"]["S"],
+                i["wine_type"]["S"],
+                *(_float(i[name]) for name in NUMERIC_FIELDS),
+                i["updated_at"]["S"],
+            )
+            for items in pages
+            for i in items
+        ]
+        return _history_frame(rows)
+
+    def oldest_history_day(self) -> date | None:
+        response = self._client.query(
+            TableName=self.history_table,
+            KeyConditionExpression="#s = :shard",
+            ProjectionExpression="#u",
+            ExpressionAttributeNames={"#s": "shard", "#u": "updated_at"},
+            ExpressionAttributeValues={":shard": _str(SHARD)},
+            ScanIndexForward=True,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = response["Items"]
+        return date.fromisoformat(_day(items[0]["updated_at"]["S"])) if items else None
+
+    def delete_history(self, seq_ranges: Sequence[tuple[int, int]], batch_size: int) -> int:
+        """BatchWriteItem deletes, 25 keys a request, ``batch_size`` seqs at a time spread
+        over ``max_workers`` threads; the number of seqs deleted (DynamoDB does not say
+        whether each item still existed: deleting a missing key is a no-op)."""
+        deleted = 0
+        for group in _chunks(sorted(seq_ranges), batch_size):
+            keys = [
+                {"DeleteRequest": {"Key": {"shard": _str(SHARD), "seq": _num(seq)}}}
+                for lo, hi in group
+                for seq in range(lo, hi + 1)
+            ]
+            parts = [keys[i : i + 25] for i in range(0, len(keys), 25)]
+            if self.max_workers <= 1 or len(parts) <= 1:
+                for part in parts:
+                    self._batch_write(part)
+            else:
+                with ThreadPoolExecutor(min(self.max_workers, len(parts))) as pool:
+                    list(pool.map(self._batch_write, parts))
+            deleted += len(keys)
+        return deleted
 
 
 def _index_names(table: Mapping[str, Any]) -> set[str]:

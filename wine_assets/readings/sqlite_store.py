@@ -22,16 +22,20 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wine_assets.readings.schema import NUMERIC_FIELDS, Prediction, Reading
 from wine_assets.readings.store import (
+    HISTORY_COLUMNS,
     PredictionBatch,
     PredictionColumns,
     ReadingsStore,
     _check_cursor,
+    _chunks,
+    _day_window,
+    _history_frame,
     _temperature_frame,
     _time_window,
     utc_now,
@@ -286,6 +290,31 @@ class SqliteReadingsStore(ReadingsStore):
             _time_window(start, end),
         )
         return _temperature_frame(rows)
+
+    def history_day(self, day: date) -> pd.DataFrame:
+        """One range read on the ``updated_at`` index."""
+        rows = self._query(
+            f"SELECT {', '.join(HISTORY_COLUMNS)} FROM reading_history "
+            "WHERE updated_at >= ? AND updated_at < ? ORDER BY seq",
+            _day_window(day),
+        )
+        return _history_frame(rows)
+
+    def oldest_history_day(self) -> date | None:
+        (oldest,) = self._query("SELECT MIN(updated_at) FROM reading_history")[0]
+        return datetime.fromisoformat(oldest).astimezone(UTC).date() if oldest else None
+
+    def delete_history(self, seq_ranges: Sequence[tuple[int, int]], batch_size: int) -> int:
+        """One short write transaction per batch, so writers wait at most one batch."""
+        deleted = 0
+        for group in _chunks(sorted(seq_ranges), batch_size):
+            with self._write() as conn:
+                for lo, hi in group:
+                    cursor = conn.execute(
+                        "DELETE FROM reading_history WHERE seq >= ? AND seq <= ?", (lo, hi)
+                    )
+                    deleted += cursor.rowcount
+        return deleted
 
 
 def _reading(row: Sequence[Any]) -> Reading:

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from operator import attrgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -30,12 +30,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from wine_assets.features import QUALITY_SCALE
-from wine_assets.readings.schema import InvalidReadingError, Prediction, Reading, parse_reading
+from wine_assets.readings.schema import (
+    NUMERIC_FIELDS,
+    InvalidReadingError,
+    Prediction,
+    Reading,
+    parse_reading,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "HISTORY_COLUMNS",
     "PredictionBatch",
     "PredictionColumns",
     "ReadingsStore",
@@ -45,6 +52,9 @@ __all__ = [
     "validate_prediction_columns",
     "validate_predictions",
 ]
+
+#: The columns of ``history_day`` (and of a readings archive file), in order.
+HISTORY_COLUMNS: tuple[str, ...] = ("seq", "barrel_id", "wine_type", *NUMERIC_FIELDS, "updated_at")
 
 _BARREL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -462,6 +472,24 @@ class ReadingsStore(ABC):
     ) -> None:
         self.close()
 
+    # -- retention (wine_assets.retention archives a day, then prunes it) ---------------
+
+    def history_day(self, day: date) -> pd.DataFrame:
+        """Every history row written on the UTC ``day``, superseded ones included, as
+        ``HISTORY_COLUMNS`` ordered by seq: what the archive keeps of that day."""
+        raise NotImplementedError(f"{type(self).__name__} has no history retention")
+
+    def oldest_history_day(self) -> date | None:
+        """The UTC day of the oldest history row still in the store; None when empty."""
+        raise NotImplementedError(f"{type(self).__name__} has no history retention")
+
+    def delete_history(self, seq_ranges: Sequence[tuple[int, int]], batch_size: int) -> int:
+        """Delete the history rows with a seq in one of the inclusive ``(lo, hi)`` ranges, at
+        most ``batch_size`` seqs per transaction/request; the number deleted. The current
+        reading of each barrel (``get``/``all``) lives apart from the history and is never
+        touched. Only the retention code calls this, with ranges it has archived."""
+        raise NotImplementedError(f"{type(self).__name__} has no history retention")
+
     @abstractmethod
     def temperature_history(self, start: str | datetime, end: str | datetime) -> pd.DataFrame:
         """Every reading written with ``start <= updated_at < end`` (a bound without an offset
@@ -551,3 +579,44 @@ def _temperature_frame(rows: Sequence[tuple[str, str, float]]) -> pd.DataFrame:
             "temperature_c": pd.array(temperature_c, dtype="float64"),
         }
     )
+
+
+def _history_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """``history_day``'s frame from rows in ``HISTORY_COLUMNS`` order (typed even when empty)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows), columns=list(HISTORY_COLUMNS))
+    return frame.astype(
+        {
+            "seq": "int64",
+            "barrel_id": "string",
+            "wine_type": "string",
+            **dict.fromkeys(NUMERIC_FIELDS, "float64"),
+            "updated_at": "string",
+        }
+    ).sort_values("seq", ignore_index=True)
+
+
+def _day_window(day: date) -> tuple[str, str]:
+    """``[day, day + 1)`` in the store's ``updated_at`` format."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return _time_window(start, start + timedelta(days=1))
+
+
+def _chunks(ranges: Sequence[tuple[int, int]], size: int) -> Iterator[list[tuple[int, int]]]:
+    """The inclusive ranges cut into groups covering at most ``size`` values each."""
+    if size < 1:
+        raise ValueError(f"batch_size: expected 1 or more, got {size}")
+    group: list[tuple[int, int]] = []
+    room = size
+    for lo, hi in ranges:
+        while lo <= hi:
+            take = min(hi - lo + 1, room)
+            group.append((lo, lo + take - 1))
+            lo += take
+            room -= take
+            if room == 0:
+                yield group
+                group, room = [], size
+    if group:
+        yield group

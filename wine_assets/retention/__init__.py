@@ -1,0 +1,1 @@
+"""Retention of the hot stores: closed days archived to parquet, then pruned."""
