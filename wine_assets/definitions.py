@@ -1,4 +1,9 @@
-"""The ``wine`` code location: barrel readings → snapshots → quality predictions."""
+"""The ``wine`` code location: barrel readings → daily history → quality predictions.
+
+Readings are scored outside Dagster runs by ``wine-scorer`` (``quality/consumer.py``), which
+reports its work as materializations of the daily history assets; runs here write and check
+a day's history (``barrel_history_sensor``), retrain, monitor and profile.
+"""
 
 import dagster as dg
 
@@ -16,11 +21,10 @@ from platform_core.settings import default_readings_store_url, setting
 from wine_assets.monitoring import definitions as monitoring
 from wine_assets.profiles import definitions as profiles
 from wine_assets.quality.assets import candidate_promotion, wine_quality_model_candidate
-from wine_assets.quality.sensor import build_readings_sensor
+from wine_assets.quality.sensor import build_history_sensor
 from wine_assets.quality.snapshot import (
     MODEL_NAME,
     barrel_quality_predictions,
-    snapshot_partitions,
     wine_sensor_snapshot,
 )
 from wine_assets.quality.training import training_checks, wine_training_data
@@ -30,8 +34,8 @@ from wine_assets.retention import definitions as retention
 snapshot_job = dg.define_asset_job(
     "barrel_snapshot",
     selection=dg.AssetSelection.assets(wine_sensor_snapshot, barrel_quality_predictions),
-    partitions_def=snapshot_partitions,
-    description="Snapshot every barrel and score the ones that changed (sensor-triggered).",
+    description="Write one UTC day of barrel history (readings and the scorer's predictions) "
+    "and check that every write of the day is accounted for (sensor-triggered, at most hourly).",
     tags=lane_tags(SCORING),
 )
 retrain_job = dg.define_asset_job(
@@ -42,7 +46,7 @@ retrain_job = dg.define_asset_job(
 
 
 def quality_definitions() -> dg.Definitions:
-    """Readings → snapshots → quality predictions, and the model they use."""
+    """Readings → daily history → quality predictions, and the model they use."""
     return dg.Definitions(
         assets=[
             wine_training_data,
@@ -52,14 +56,14 @@ def quality_definitions() -> dg.Definitions:
         ],
         asset_checks=[*training_checks, candidate_promotion],
         jobs=[snapshot_job, retrain_job, approval_job(MODEL_NAME)],
-        sensors=[build_readings_sensor(snapshot_job), automation_sensor("wine")],
+        sensors=[build_history_sensor(snapshot_job), automation_sensor("wine")],
         resources={
             **shared_resources(),
             "readings_store": ReadingsStoreResource(
                 url=setting("WINE_READINGS_STORE", default_readings_store_url())
             ),
         },
-        # Sensor-triggered runs are small: one process, no per-step subprocess start-up.
+        # A day's history run is two steps: one process, no per-step subprocess start-up.
         executor=dg.in_process_executor,
     )
 

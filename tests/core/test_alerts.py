@@ -38,7 +38,7 @@ from wine_assets.readings.resource import ReadingsStoreResource
 
 RUN_FAILURES = wine_defs.resolve_sensor_def("wine_run_failure_alerts")
 CHECK_FAILURES = wine_defs.resolve_sensor_def("wine_blocking_check_alerts")
-SNAPSHOT = "seq-000000000005"
+SNAPSHOT = "2026-01-01"  # a day of the barrel history
 
 
 class Receiver:
@@ -129,8 +129,9 @@ def location(tmp_path: Path) -> dg.Definitions:
 
 
 def fail_scoring_run(location: dg.Definitions, instance: dg.DagsterInstance, **kw):
-    """A real barrel_snapshot run that fails: the storage holds no training table."""
-    instance.add_dynamic_partitions("wine_snapshots", [SNAPSHOT])
+    """A real barrel_snapshot run that fails: the readings file is not a database."""
+    url = location.resources["readings_store"].url
+    Path(url.removeprefix("sqlite:///")).write_text("not a database")
     result = location.resolve_job_def("barrel_snapshot").execute_in_process(
         instance=instance, partition_key=SNAPSHOT, raise_on_error=False, **kw
     )
@@ -213,7 +214,7 @@ def test_the_scoring_alert_names_the_partition_and_the_root_cause(location, rece
     assert body["alert"]["partition"] == SNAPSHOT
     assert f"(partition {SNAPSHOT})" in body["text"]
     # Dagster wraps the asset's error; the alert says what actually went wrong.
-    assert "wine_training_data.parquet" in body["text"]
+    assert "file is not a database" in body["text"]
     assert "DagsterExecution" not in body["text"]
 
 

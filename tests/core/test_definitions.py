@@ -19,8 +19,8 @@ def test_random_poll_schedule_is_every_five_minutes_and_off_by_default():
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
 
-def test_readings_sensor_runs_by_default_and_jobs_run_in_process():
-    sensor = wine.resolve_sensor_def("barrel_readings_sensor")
+def test_history_sensor_runs_by_default_and_jobs_run_in_process():
+    sensor = wine.resolve_sensor_def("barrel_history_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     for defs in (beer, wine):
         assert defs.executor is dg.in_process_executor

@@ -1,13 +1,12 @@
-"""The wine graph in Dagster: training → champion → sensor-triggered snapshots → predictions."""
+"""The wine graph in Dagster: training → champion → the barrel scorer → daily history."""
 
 import json
 import os
 import sqlite3
 import subprocess
 import sys
-from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import dagster as dg
 import numpy as np
@@ -18,19 +17,20 @@ from platform_core.settings import init_dagster_home
 from platform_core.storage import PlatformStorage
 from platform_core.tables import ParquetTableIOManager
 from tests.conftest import REPO_ROOT
-from wine_assets.definitions import defs, snapshot_job
+from wine_assets.definitions import defs
 from wine_assets.quality.assets import train_run_config
-from wine_assets.quality.sensor import build_readings_sensor
-from wine_assets.quality.snapshot import snapshot_key, snapshot_partitions, snapshot_window
+from wine_assets.quality.consumer import BarrelScorer, ChampionSource
+from wine_assets.quality.ledger import open_ledger
+from wine_assets.quality.sensor import day_requests
+from wine_assets.quality.snapshot import history_partitions
 from wine_assets.readings.resource import ReadingsStoreResource
 from wine_assets.readings.simulator import seed_store, tick
 from wine_assets.readings.store import open_store
 
 ASSETS = list(defs.assets)
 CHECKS = list(defs.asset_checks)
-SENSOR = build_readings_sensor(snapshot_job)
 FAST = train_run_config(1)
-SNAPSHOT_ASSETS = dg.AssetSelection.assets("wine_sensor_snapshot", "barrel_quality_predictions")
+HISTORY = dg.AssetSelection.assets("wine_sensor_snapshot", "barrel_quality_predictions")
 
 
 def resources(storage: PlatformStorage, store_url: str) -> dict:
@@ -44,31 +44,6 @@ def resources(storage: PlatformStorage, store_url: str) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, data_dir) -> tuple[PlatformStorage, Path]:
-    """Storage holding the training table and a champion model (trained once per module)."""
-    root = tmp_path_factory.mktemp("wine")
-    storage = PlatformStorage.local(str(root / "storage"))
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [*ASSETS, *CHECKS],
-            selection=dg.AssetSelection.assets(
-                "wine_training_data", "wine_quality_model_candidate"
-            ),
-            resources=resources(storage, f"sqlite:///{root / 'unused.db'}"),
-            instance=instance,
-            run_config=FAST,
-        )
-    assert result.success
-    errors = [
-        e.check_name
-        for e in result.get_asset_check_evaluations()
-        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
-    ]
-    assert errors == []
-    return storage, root
-
-
 @pytest.fixture
 def barrels(tmp_path, data_dir) -> str:
     url = f"sqlite:///{tmp_path / 'readings.db'}"
@@ -79,218 +54,146 @@ def barrels(tmp_path, data_dir) -> str:
     return url
 
 
-def evaluate_sensor(instance, cursor, storage, url):
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources=resources(storage, url)
-    ) as ctx:
-        return SENSOR(ctx)
+def score_all(url: str, storage: PlatformStorage) -> None:
+    """What wine-scorer does, until it has caught up."""
+    with open_store(url) as store:
+        ledger = open_ledger(store)
+        source = ChampionSource(ModelStoreResource(storage=storage))
+        scorer = BarrelScorer(store, ledger, source.current)
+        while scorer.step():
+            pass
+        ledger.close()
 
 
-def run_snapshot(instance, key, storage, url, raise_on_error=True):
-    instance.add_dynamic_partitions(snapshot_partitions.name, [key])
+def today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def run_day(instance, day, storage, url, raise_on_error=True):
     return dg.materialize(
         [*ASSETS, *CHECKS],
-        selection=SNAPSHOT_ASSETS,
-        partition_key=key,
+        selection=HISTORY,
+        partition_key=day,
         resources=resources(storage, url),
         instance=instance,
         raise_on_error=raise_on_error,
     )
 
 
-def test_sensor_scores_every_change_exactly_once_across_a_restart(trained, barrels):
-    storage, _ = trained
-    scored: list[tuple[str, int]] = []
-    with dg.instance_for_test() as instance:
-        first = evaluate_sensor(instance, None, storage, barrels)
-        (request,) = first.run_requests
-        assert request.run_key == request.partition_key == f"seq-{16:012d}"
-        result = run_snapshot(instance, request.partition_key, storage, barrels)
-        scored += _scored(result)
-        # nothing new: the stored cursor (what the daemon keeps across restarts) skips
-        assert isinstance(evaluate_sensor(instance, first.cursor, storage, barrels), dg.SkipReason)
-        # readings change between ticks, twice for some barrels, while the "daemon is down":
-        # the first of those two readings is no longer current when the next run looks
-        with open_store(barrels) as store:
-            rng = np.random.default_rng(3)
-            tick(store, rng)
-            tick(store, rng, barrels_per_tick=5)
-            latest = {r.barrel_id: r.seq for r in store.all()}
-            written = {(r.barrel_id, r.seq) for r in store.history(0, store.max_seq())}
-        restarted = evaluate_sensor(instance, first.cursor, storage, barrels)  # new process
-        (request,) = restarted.run_requests
-        assert restarted.cursor == str(max(latest.values()))
-        second = _scored(run_snapshot(instance, request.partition_key, storage, barrels))
-        scored += second
-        # replaying the same partition (a retried run) rescores its own window, nothing else
-        replay = _scored(run_snapshot(instance, request.partition_key, storage, barrels))
-        assert sorted(replay) == sorted(second)
-    assert len(scored) == len(set(scored))  # no (barrel, reading) scored twice
-    assert set(scored) == written  # every reading scored, superseded ones included
-    assert len(written) == 16 + 16 + 5
+def test_history_partitions_are_days_and_nothing_grows_with_readings():
+    assert isinstance(history_partitions, dg.DailyPartitionsDefinition)
+    assert today() in history_partitions.get_partition_keys()  # today is updated as it goes
+    job = defs.resolve_job_def("barrel_snapshot")
+    assert job.partitions_def == history_partitions
+    for key in ("wine_sensor_snapshot", "barrel_quality_predictions"):
+        asset = defs.resolve_assets_def(key)
+        assert asset.partitions_def == history_partitions
+    names = {getattr(a.partitions_def, "name", None) for a in defs.assets}
+    assert "wine_snapshots" not in names  # the per-tick partition set is gone
+
+
+def test_day_run_writes_the_days_history_and_every_check_passes(barrels, champion_storage):
+    storage = champion_storage
     with open_store(barrels) as store:
-        preds = {p.barrel_id: p for p in store.predictions()}
-    assert {b: p.reading_seq for b, p in preds.items()} == latest  # the newest is in the store
-    assert {p.model_version for p in preds.values()} == {1}
-    assert all(0 <= p.predicted_quality <= 10 for p in preds.values())
-
-
-def _scored(result) -> list[tuple[str, int]]:
-    mats = result.asset_materializations_for_node("barrel_quality_predictions")
-    assert mats, "predictions were not materialized"
-    key = result.dagster_run.tags["dagster/partition"]
-    storage_frame = result.output_for_node("barrel_quality_predictions")
-    assert (storage_frame["reading_seq"] > 0).all(), key
-    return list(zip(storage_frame["barrel_id"], storage_frame["reading_seq"], strict=True))
-
-
-def test_corrupted_readings_fail_the_range_check_and_are_quarantined(trained, barrels):
-    """Three barrels corrupted (system B's batch): the ERROR check names them, their readings
-    are kept in the snapshot with a reason and not scored; every other reading is scored."""
-    storage, _ = trained
-    with open_store(barrels) as store:
-        corrupted_seqs = tick(store, np.random.default_rng(4), mode="corrupted", barrels_per_tick=3)
-        corrupted = {
-            (r.barrel_id, r.seq)
-            for r in store.history(0, store.max_seq())
-            if r.seq in corrupted_seqs
-        }
-        # A normal reading written after them, for a barrel that was not corrupted.
-        healthy = next(r for r in store.all() if r.seq not in corrupted_seqs)
-        (healthy_seq,) = store.put([replace(healthy, seq=None, updated_at=None)])
+        tick(store, np.random.default_rng(3))
+        tick(store, np.random.default_rng(4), barrels_per_tick=5)  # superseded readings too
         written = {(r.barrel_id, r.seq) for r in store.history(0, store.max_seq())}
+    score_all(barrels, storage)
     with dg.instance_for_test() as instance:
-        key = snapshot_key(store_max_seq(barrels))
-        result = run_snapshot(instance, key, storage, barrels, raise_on_error=False)
+        result = run_day(instance, today(), storage, barrels)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert all(e.passed for e in checks.values()), checks
+    assert set(checks) == {
+        "writes_accounted",
+        "no_missing_values",
+        "within_training_ranges",
+        "barrels_fresh",
+    }
+    snap = storage.read_parquet(f"tables/wine_sensor_snapshot/{today()}.parquet")
+    assert set(zip(snap["barrel_id"], snap["seq"], strict=True)) == written
+    preds = storage.read_parquet(f"tables/barrel_quality_predictions/{today()}.parquet")
+    assert set(zip(preds["barrel_id"], preds["reading_seq"], strict=True)) == written
+    assert preds["p_good"].between(0, 1).all()
+    assert (preds["quality_low_90"] <= preds["predicted_quality"]).all()
+    assert (preds["predicted_quality"] <= preds["quality_high_90"]).all()
+    (mat,) = result.asset_materializations_for_node("barrel_quality_predictions")
+    assert mat.metadata["seq_range"].value == f"[1, {16 + 16 + 5}]"
+
+
+def test_corrupted_readings_are_quarantined_and_named_by_the_range_check(barrels, champion_storage):
+    """Three barrels corrupted (the old system's bad batch): the ERROR check names them, their
+    readings are kept with a reason and not scored; every other reading is scored."""
+    storage = champion_storage
+    with open_store(barrels) as store:
+        bad = tick(store, np.random.default_rng(4), mode="corrupted", barrels_per_tick=3)
+        tick(store, np.random.default_rng(5), barrels_per_tick=2)
+    score_all(barrels, storage)
+    with dg.instance_for_test() as instance:
+        result = run_day(instance, today(), storage, barrels, raise_on_error=False)
     assert result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     ranges = checks["within_training_ranges"]
     assert not ranges.passed and ranges.severity == dg.AssetCheckSeverity.ERROR
     assert ranges.metadata["barrels_out_of_range"].value == 3
-    assert checks["no_missing_values"].passed
-    assert set(_scored(result)) == written - corrupted  # the rest, superseded seeds included
-    snap = storage.read_parquet(f"tables/wine_sensor_snapshot/{key}.parquet")
-    held = snap[snap["quarantine_reason"].notna()]
-    assert set(zip(held["barrel_id"], held["seq"], strict=True)) == corrupted
+    assert checks["writes_accounted"].passed  # quarantined is accounted for
+    snap = storage.read_parquet(f"tables/wine_sensor_snapshot/{today()}.parquet")
+    held = snap[snap["outcome"] == "quarantined"]
+    assert sorted(held["seq"]) == sorted(bad)
     assert held["quarantine_reason"].str.contains("alcohol 20 outside").all()
-    mats = result.asset_materializations_for_node("barrel_quality_predictions")
-    assert mats[0].metadata["quarantined"].value == 3
+    preds = storage.read_parquet(f"tables/barrel_quality_predictions/{today()}.parquet")
+    assert not set(preds["reading_seq"]) & set(bad)
+    assert len(preds) == 16 + 2
+
+
+def test_a_write_the_ledger_lacks_fails_the_accounting_check(barrels, champion_storage):
+    storage = champion_storage
     with open_store(barrels) as store:
-        stored = {p.barrel_id: p.reading_seq for p in store.predictions()}
-    assert stored[healthy.barrel_id] == healthy_seq
-    assert not set(stored.items()) & corrupted  # a corrupted reading's score never stored
-
-
-def test_normal_snapshot_passes_every_check(trained, barrels):
-    storage, _ = trained
-    with dg.instance_for_test() as instance:
-        key = snapshot_key(store_max_seq(barrels))
-        result = run_snapshot(instance, key, storage, barrels)
-    assert all(e.passed for e in result.get_asset_check_evaluations())
-    snap = storage.read_parquet(f"tables/wine_sensor_snapshot/{key}.parquet")
-    assert len(snap) == 16 and set(snap["wine_type"]) == {"red", "white"}
-    # beside each score: P(good) and the 90 % interval from the champion's calibration
-    preds = storage.read_parquet(f"tables/barrel_quality_predictions/{key}.parquet")
-    assert len(preds) == 16
-    assert preds["p_good"].between(0, 1).all()
-    assert (preds["quality_low_90"] <= preds["predicted_quality"]).all()
-    assert (preds["predicted_quality"] <= preds["quality_high_90"]).all()
-    width = preds["quality_high_90"] - preds["quality_low_90"]
-    assert width.between(1.0, 3.5).all()
-
-
-def test_a_write_not_visible_in_the_window_is_named_by_a_warning(trained, barrels):
-    """A seq handed out but never visible (a DynamoDB writer that reserved it and died) is
-    reported after the re-read wait; the rest of the window is still scored."""
-    storage, _ = trained
-    with open_store(barrels) as store:
-        start = store.max_seq()
+        tick(store, np.random.default_rng(6), barrels_per_tick=4)
+    score_all(barrels, storage)
     with sqlite3.connect(barrels.removeprefix("sqlite:///")) as conn:
-        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq'")  # reserved, lost
-    with open_store(barrels) as store:
-        tick(store, np.random.default_rng(5), barrels_per_tick=2)
-        upto = store.max_seq()
+        conn.execute("DELETE FROM scoring_log WHERE seq = 9")  # a write the scorer skipped
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(snapshot_partitions.name, [snapshot_key(start)])
-        key = snapshot_key(upto)
-        instance.add_dynamic_partitions(snapshot_partitions.name, [key])
-        result = dg.materialize(
-            [*ASSETS, *CHECKS],
-            selection=SNAPSHOT_ASSETS,
-            partition_key=key,
-            resources=resources(storage, barrels),
-            instance=instance,
-            run_config={"ops": {"wine_sensor_snapshot": {"config": {"window_wait_s": 0.3}}}},
-        )
-    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    window = checks["window_complete"]
-    assert not window.passed and window.severity == dg.AssetCheckSeverity.WARN
-    assert window.metadata["not_visible_seqs"].value == [start + 1]
-    assert sorted(s for _, s in _scored(result)) == list(range(start + 2, upto + 1))
+        result = run_day(instance, today(), storage, barrels, raise_on_error=False)
+    check = {e.check_name: e for e in result.get_asset_check_evaluations()}["writes_accounted"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["unaccounted_seqs"].value == [9]
 
 
-def test_snapshot_window_starts_at_the_previous_partition_without_reading_them_all(monkeypatch):
-    """Pages of keys newest first: a new snapshot's predecessor is on the first page; an old
-    partition re-run pages back to its own; the first partition starts at 0."""
-    seqs = [5, 12, 40, *range(100, 550)]  # more than two pages
+def test_the_history_sensor_asks_for_at_most_25_runs_a_day():
+    """Five-minute ticks over two days of a scorer that records all day: one run per hour of
+    today and one close of the day before, each run key once."""
+    days = {"2026-03-01", "2026-03-02"}
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    cursor: dict[str, str] = {}
+    keys = []
+    for tick_no in range(2 * 24 * 12):
+        now = start + timedelta(minutes=5 * tick_no)
+        requests, cursor = day_requests(now, cursor, days.__contains__)
+        keys += [r.run_key for r in requests]
+    assert len(keys) == len(set(keys))
+    day2 = [k for k in keys if k.startswith("2026-03-02")]
+    assert len([k for k in day2 if not k.endswith("close")]) == 24
+    assert "2026-03-01@close" in keys and "2026-03-02@close" not in keys
+    assert len(keys) <= 2 * 25
+
+
+def test_the_sensor_closes_yesterday_once_the_scorer_is_in_today(barrels, champion_storage):
+    score_all(barrels, champion_storage)
     with dg.instance_for_test() as instance:
-        keys = [snapshot_key(s) for s in seqs]
-        for i in range(0, len(keys), 100):
-            instance.add_dynamic_partitions(snapshot_partitions.name, keys[i : i + 100])
-
-        def every_key(*_args, **_kwargs):
-            raise AssertionError("read every partition key")
-
-        monkeypatch.setattr(instance, "get_dynamic_partitions", every_key)
-
-        def window(seq: int) -> tuple[int, int]:
-            context = SimpleNamespace(partition_key=snapshot_key(seq), instance=instance)
-            return snapshot_window(context)
-
-        assert window(549) == (548, 549)
-        assert window(100) == (40, 100)
-        assert window(12) == (5, 12)
-        assert window(5) == (0, 5)
-
-
-def store_max_seq(url: str) -> int:
-    with open_store(url) as store:
-        return store.max_seq()
-
-
-def sensor_tick(instance, cursor, storage, url) -> tuple[object, str | None]:
-    """One evaluation and the cursor the daemon would store after it (a SensorResult's own,
-    else whatever the context holds, e.g. after ``context.update_cursor``)."""
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources=resources(storage, url)
-    ) as ctx:
-        result = SENSOR(ctx)
-        if isinstance(result, dg.SensorResult) and result.cursor is not None:
-            return result, result.cursor
-        return result, ctx.cursor
-
-
-def test_sensor_waits_for_a_champion(tmp_path, barrels, champion_storage):
-    """Without a champion the tick skips and keeps its cursor; the first tick after a champion
-    exists requests the snapshot of every change that waited, and moves the cursor."""
-    storage = PlatformStorage.local(str(tmp_path / "empty"))
-    with dg.instance_for_test() as instance:
-        first, cursor = sensor_tick(instance, None, storage, barrels)
-        assert isinstance(first, dg.SkipReason) and "no champion" in first.skip_message
-        assert cursor is None
-        waited, cursor = sensor_tick(instance, "5", storage, barrels)  # some changes seen before
-        assert isinstance(waited, dg.SkipReason) and "11 changes wait" in waited.skip_message
-        assert cursor == "5"
-        # a champion now exists: the waiting changes are requested, nothing skipped
-        result, cursor = sensor_tick(instance, cursor, champion_storage, barrels)
-    (request,) = result.run_requests
-    assert request.run_key == request.partition_key == snapshot_key(16)
-    assert cursor == "16"
+        sensor = defs.resolve_sensor_def("barrel_history_sensor")
+        with dg.build_sensor_context(
+            instance=instance, resources=resources(champion_storage, barrels)
+        ) as ctx:
+            result = sensor(ctx)
+    (request,) = result.run_requests  # nothing was recorded yesterday: no close
+    assert request.partition_key == today()
+    assert request.run_key == f"{today()}@{datetime.now(UTC).hour:02d}"
 
 
 @pytest.mark.slow
 def test_whole_wine_graph_through_the_cli(tmp_path, data_dir):
-    """The CLI retrains, wine-sim seeds the store, the CLI runs one snapshot; all checks pass."""
+    """The CLI retrains, wine-sim seeds the store, the scorer scores, the CLI writes the day's
+    history; all checks pass."""
     home = init_dagster_home(tmp_path / "home")
     env = {
         **os.environ,
@@ -324,8 +227,7 @@ def test_whole_wine_graph_through_the_cli(tmp_path, data_dir):
     run(str(bin_dir / "wine-sim"), "seed", "--barrels", "20")
     os.environ["DAGSTER_HOME"], saved = str(home), os.environ.get("DAGSTER_HOME")
     try:
-        with dg.DagsterInstance.get() as instance:
-            instance.add_dynamic_partitions(snapshot_partitions.name, ["seq-000000000020"])
+        score_all(env["WINE_READINGS_STORE"], PlatformStorage.local(str(tmp_path / "storage")))
         run(
             str(bin_dir / "dagster"),
             "asset",
@@ -335,7 +237,7 @@ def test_whole_wine_graph_through_the_cli(tmp_path, data_dir):
             "--select",
             "wine_sensor_snapshot,barrel_quality_predictions",
             "--partition",
-            "seq-000000000020",
+            today(),
         )
         with dg.DagsterInstance.get() as instance:
             runs = instance.get_runs()

@@ -1,53 +1,78 @@
-"""The sensor on the readings store: new readings → one snapshot + predictions run.
+"""The sensor that runs the barrel history's day runs: at most hourly, never per reading.
 
-Its cursor is the highest update position (``seq``) it has observed in the store, never a
-clock. Each tick that finds ``max_seq() > cursor`` adds a snapshot partition named after that
-position and requests one run for it with the same run key, so a change is neither skipped
-(the next snapshot starts where this cursor stops) nor scored twice (Dagster drops a repeated
-run key, e.g. after a daemon restart that replays the tick).
+Scoring happens outside Dagster runs (``wine-scorer``); this sensor only asks for the runs that
+write a day's history tables and run their checks (``barrel_snapshot``, one partition a day):
+
+* today's partition once per UTC hour in which the scorer has recorded something today (run
+  key ``<day>@<hour>``), so the day's checks run as it goes;
+* the day before, once (run key ``<day>@close``), as soon as the scorer has moved into the new
+  day, or at 01:00 at the latest (a scorer still behind then shows as unaccounted writes).
+
+So the scoring path starts at most 25 runs a day, whatever the write rate; Dagster drops a
+repeated run key, so a daemon restart that replays a tick starts nothing twice.
 """
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
-from platform_core.model_store import ModelStoreResource
 from platform_core.run_tags import SCORING, run_tags
-from wine_assets.quality.snapshot import MODEL_NAME, snapshot_key, snapshot_partitions
 from wine_assets.readings.resource import ReadingsStoreResource
 
 SENSOR_TAGS = run_tags("sensor", SCORING)
 
 
-def build_readings_sensor(job) -> dg.SensorDefinition:
-    """The sensor targeting ``job`` (the partitioned snapshot + predictions job)."""
+def day_requests(
+    now: datetime, cursor: dict[str, str], has_day
+) -> tuple[list[dg.RunRequest], dict[str, str]]:
+    """The runs due at ``now`` given the sensor's cursor and ``has_day(day)`` (whether the
+    ledger holds a row of that day); the new cursor."""
+    today = now.date().isoformat()
+    yesterday = (now.date() - timedelta(days=1)).isoformat()
+    hour = f"{today}@{now.hour:02d}"
+    requests, cursor = [], dict(cursor)
+    has_today = has_day(today)
+    if cursor.get("closed") != yesterday and (has_today or now.hour >= 1):
+        if has_day(yesterday):
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{yesterday}@close", partition_key=yesterday, tags=SENSOR_TAGS
+                )
+            )
+        cursor["closed"] = yesterday
+    if cursor.get("hour") != hour and has_today:
+        requests.append(dg.RunRequest(run_key=hour, partition_key=today, tags=SENSOR_TAGS))
+        cursor["hour"] = hour
+    return requests, cursor
+
+
+def build_history_sensor(job: Any) -> dg.SensorDefinition:
+    """The sensor targeting ``job`` (the daily history job)."""
 
     @dg.sensor(
-        name="barrel_readings_sensor",
+        name="barrel_history_sensor",
         job=job,
-        minimum_interval_seconds=2,
+        minimum_interval_seconds=300,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Score every barrel whose reading changed: one snapshot run per new "
-        "update position seen in the readings store.",
+        description="Writes and checks the barrel history of the day: today at most hourly, "
+        "yesterday once when it closes (scoring itself is wine-scorer's, outside runs).",
     )
-    def barrel_readings_sensor(
-        context: dg.SensorEvaluationContext,
-        readings_store: ReadingsStoreResource,
-        model_store: ModelStoreResource,
+    def barrel_history_sensor(
+        context: dg.SensorEvaluationContext, readings_store: ReadingsStoreResource
     ) -> dg.SensorResult | dg.SkipReason:
-        cursor = int(context.cursor or 0)
-        with readings_store.open() as store:
-            latest = store.max_seq()
-        if latest <= cursor:
-            return dg.SkipReason(f"no change since seq {cursor}")
-        if model_store.registry(MODEL_NAME).champion() is None:
-            # Keep the cursor: once a champion exists, these changes are still scored.
-            return dg.SkipReason(
-                f"{MODEL_NAME} has no champion yet; {latest - cursor} changes wait"
-            )
-        key = snapshot_key(latest)
-        return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=key, partition_key=key, tags=SENSOR_TAGS)],
-            dynamic_partitions_requests=[snapshot_partitions.build_add_request([key])],
-            cursor=str(latest),
-        )
+        from wine_assets.quality.ledger import open_ledger
 
-    return barrel_readings_sensor
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        with readings_store.open() as store:
+            ledger = open_ledger(store)
+            try:
+                requests, cursor = day_requests(datetime.now(UTC), cursor, ledger.has_day)
+            finally:
+                ledger.close()
+        if not requests:
+            return dg.SkipReason("no day to write: the scorer recorded nothing new this hour")
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+    return barrel_history_sensor

@@ -1,24 +1,23 @@
-"""Barrel snapshots and their quality predictions, one dynamic partition per snapshot.
+"""The barrel history: every reading of a UTC day, and its prediction, in daily partitions.
 
-The sensor names each snapshot after the highest update position it saw (``seq-000000001234``),
-so a partition key is also the run key. Partition ``seq-N`` covers the window of changes
-``(M, N]`` where ``seq-M`` is the partition before it: every reading written in the window is
-scored, read from the store's append-only history, including readings that a newer one had
-already replaced by the time the run looked. Windows never overlap and leave no gap, so a
-change is never scored twice, nor skipped, however late a run starts.
+The barrel scorer (``wine-scorer``, ``consumer.py``) scores each reading within about a second
+of its write and records what it did in the scoring ledger (``ledger.py``); Dagster learns of
+that work as materializations of these assets' partition for the day, which the scorer reports
+(``report_runless_asset_event``) at most once a minute with the seq range it covers. One
+partition per UTC day (``end_offset=1``: today is one, updated as the day goes), so the
+partition set grows by one a day, whatever the write rate.
 
-Seqs are handed out without holes, so a window's history should hold every seq in it. On
-DynamoDB a seq is reserved before its reading is written (and the seq index is eventually
-consistent), so a reading can become visible a moment after a higher one: the snapshot re-reads
-for a short while and the ``window_complete`` check names any seq still not visible.
+A run of ``barrel_snapshot`` for a day (``barrel_history_sensor``: today at most hourly, the
+day before once it has closed) writes the day's tables from the ledger and runs the checks:
 
-A reading with a missing value or a value outside the training ranges is quarantined, not
-scored: the snapshot keeps it with its reason (``quarantine_reason``), the ERROR checks fail and
-name it, and the other barrels are still scored. One faulty sensor must not stop every
-barrel's prediction, and the model is not asked about inputs it never saw.
+* ``writes_accounted`` (ERROR): every write of the day is in the ledger, scored or quarantined,
+  and the day's seq range has no hole (a seq reserved and never written is named as ``lost``);
+* ``no_missing_values`` / ``within_training_ranges`` (ERROR): readings with a missing feature
+  or one outside their wine type's training range were quarantined (kept with their reason,
+  not scored; the other barrels were scored);
+* ``barrels_fresh`` (WARN, today only): every barrel reported within ``freshness_s``.
 """
 
-import time
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -26,84 +25,27 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from platform_core.model_store import ModelStoreResource
 from wine_assets import freshness
 from wine_assets.features import FEATURES, WINE_TYPES
-from wine_assets.quality import model as wine_model
-from wine_assets.quality import trust as wine_trust
-from wine_assets.quality.scoring import score_and_write
 from wine_assets.readings.resource import ReadingsStoreResource
-from wine_assets.readings.schema import Reading
-from wine_assets.readings.store import ReadingsStore, utc_now
 
 GROUP = "wine_quality"
 MODEL_NAME = "wine_quality"
-snapshot_partitions = dg.DynamicPartitionsDefinition(name="wine_snapshots")
 SNAPSHOT = dg.AssetKey("wine_sensor_snapshot")
+PREDICTIONS = dg.AssetKey("barrel_quality_predictions")
+TRAINING = dg.AssetKey("wine_training_data")
+#: One partition per UTC day; ``end_offset=1`` makes today a partition, updated as it goes.
+history_partitions = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
+#: How far past a closed day's last ledger row the check looks for a write of that day.
+_TAIL = 1000
 
 
-def snapshot_key(seq: int) -> str:
-    return f"seq-{seq:012d}"
-
-
-def key_seq(key: str) -> int:
-    """Inverse of ``snapshot_key``; a clear error for a hand-made key."""
-    prefix, _, digits = key.partition("-")
-    if prefix != "seq" or not digits.isdigit():
-        raise dg.Failure(f"snapshot partition {key!r} is not of the form seq-<update position>")
-    return int(digits)
-
-
-#: Partition keys read per page while looking for the previous snapshot.
-_PAGE = 200
-
-
-def snapshot_window(context: dg.AssetExecutionContext) -> tuple[int, int]:
-    """``(after, upto)``: from the previous snapshot partition's position to this one's.
-
-    The previous partition is the newest-created one below this position: the sensor creates
-    them in increasing order (its cursor only grows), so that is also the highest one below.
-    Partitions are read newest first, a page at a time, so a new snapshot finds its predecessor
-    on the first page however many partitions exist (docs/decisions/0003-snapshot-window-paging.md).
-    """
-    upto = key_seq(context.partition_key)
-    cursor = None
-    while True:
-        page = context.instance.get_paginated_dynamic_partitions(
-            snapshot_partitions.name, limit=_PAGE, ascending=False, cursor=cursor
-        )
-        for key in page.results:
-            if key.startswith("seq-") and key[4:].isdigit() and int(key[4:]) < upto:
-                return int(key[4:]), upto
-        if not page.has_more:
-            return 0, upto
-        cursor = page.cursor
-
-
-class SnapshotConfig(dg.Config):
-    freshness_s: float = Field(
-        default=300.0, description="Every barrel must have reported within this many seconds."
-    )
-    window_wait_s: float = Field(
-        default=3.0,
-        description="How long to re-read while some seq of the window is not visible yet.",
-    )
-
-
-def read_window(
-    store: ReadingsStore, after: int, upto: int, wait_s: float
-) -> tuple[list[Reading], list[Reading], list[int]]:
-    """Current readings, the window's history and the window's seqs still not visible after
-    re-reading the history for up to ``wait_s`` (current readings are read first: a reading
-    that shows up later is then in the history, never lost)."""
-    current = store.all()
-    deadline = time.monotonic() + wait_s
-    while True:
-        window = store.history(after, upto)
-        missing = sorted(set(range(after + 1, upto + 1)) - {r.seq for r in window})
-        if not missing or time.monotonic() >= deadline:
-            return current, window, missing
-        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+def reading_day(updated_at: str) -> str:
+    """The UTC day (``YYYY-MM-DD``) of a stored ``updated_at``: a reading's partition."""
+    moment = datetime.fromisoformat(updated_at)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).date().isoformat()
 
 
 def training_ranges(training: pd.DataFrame) -> dict[str, dict[str, tuple[float, float]]]:
@@ -144,15 +86,42 @@ def screen_features(snapshot: pd.DataFrame, ranges: dict) -> tuple[pd.Series, di
     return pd.Series(reasons, index=snapshot.index, dtype="string"), by_feature
 
 
+class HistoryConfig(dg.Config):
+    freshness_s: float = Field(
+        default=300.0, description="Every barrel must have reported within this many seconds."
+    )
+
+
+def accounting(
+    ledger_seqs: set[int], history: list, day: str, closed: bool, tail: list
+) -> dict[str, list[int]]:
+    """The day's writes the ledger lacks (``unaccounted``) and the seqs of its range that are
+    neither in the ledger nor a write of another day (``holes``)."""
+    other_day = {r.seq for r in history if reading_day(r.updated_at) != day}
+    day_writes = {r.seq for r in history if reading_day(r.updated_at) == day}
+    if closed:
+        day_writes |= {r.seq for r in tail if reading_day(r.updated_at) == day}
+    lo, hi = (min(ledger_seqs), max(ledger_seqs)) if ledger_seqs else (1, 0)
+    holes = set(range(lo, hi + 1)) - ledger_seqs - other_day - day_writes
+    return {"unaccounted": sorted(day_writes - ledger_seqs), "holes": sorted(holes)}
+
+
 @dg.asset(
     group_name=GROUP,
     kinds={"python", "pandas", "parquet"},
-    partitions_def=snapshot_partitions,
+    partitions_def=history_partitions,
     freshness_policy=freshness.SCORING,
-    description="Point-in-time copy of every barrel's current reading (history kept: one "
-    "partition per snapshot); readings with missing or out-of-range values are kept with their "
-    "quarantine_reason and not scored.",
+    description="Every barrel reading of the UTC day, with what the barrel scorer did with it "
+    "(outcome scored / quarantined / lost, and the quarantine_reason). The scorer reports the "
+    "day's progress as it goes (seq range in the metadata); a run writes the table and checks "
+    "that every write of the day is accounted for.",
     check_specs=[
+        dg.AssetCheckSpec(
+            "writes_accounted",
+            asset=SNAPSHOT,
+            description="ERROR names the day's writes neither scored nor quarantined, and the "
+            "seqs of the day's range with no reading (reserved, never written).",
+        ),
         dg.AssetCheckSpec(
             "no_missing_values",
             asset=SNAPSHOT,
@@ -166,164 +135,168 @@ def screen_features(snapshot: pd.DataFrame, ranges: dict) -> tuple[pd.Series, di
             "they are quarantined (not scored), the other barrels are.",
         ),
         dg.AssetCheckSpec("barrels_fresh", asset=SNAPSHOT),
-        dg.AssetCheckSpec("window_complete", asset=SNAPSHOT),
     ],
 )
 def wine_sensor_snapshot(
     context: dg.AssetExecutionContext,
-    config: SnapshotConfig,
-    wine_training_data: pd.DataFrame,
+    config: HistoryConfig,
     readings_store: ReadingsStoreResource,
 ):
-    after, upto = snapshot_window(context)
+    from wine_assets.quality.ledger import open_ledger
+
+    day = context.partition_key
+    today = datetime.now(UTC).date().isoformat()
     with readings_store.open() as store:
-        current, window, not_visible = read_window(store, after, upto, config.window_wait_s)
-    if not current:
-        raise dg.Failure("the readings store holds no barrels: seed it with `wine-sim seed`")
-    seen = {r.seq for r in current}
-    # Every barrel's current reading, plus the window's readings a newer one has replaced.
-    snap = pd.DataFrame(
-        [r.to_dict() | {"current": True} for r in current]
-        + [r.to_dict() | {"current": False} for r in window if r.seq not in seen]
-    )
-    snap["snapshot"] = context.partition_key
-    snap["quarantine_reason"], bad = screen_features(snap, training_ranges(wine_training_data))
-    in_window = snap["seq"].between(after + 1, upto)
-    quarantined = snap["quarantine_reason"].notna()
+        ledger = open_ledger(store)
+        try:
+            rows = ledger.day(day)
+        finally:
+            ledger.close()
+        seqs = set(rows["seq"].tolist())
+        lo, hi = (min(seqs), max(seqs)) if seqs else (1, 0)
+        history = store.history(lo - 1, hi) if seqs else []
+        tail = store.history(hi, hi + _TAIL) if seqs and day < today else []
+        current = store.all() if day == today else []
+    gaps = accounting(seqs, history, day, day < today, tail)
+    readings = pd.DataFrame([r.to_dict() for r in history if r.seq in seqs])
+    if readings.empty:
+        readings = pd.DataFrame(columns=["seq", "barrel_id", "wine_type", *FEATURES])
+    outcome = rows[["seq", "outcome", "quarantine_reason"]]
+    snap = outcome.merge(readings, on="seq", how="left")
+    snap = snap.astype({"barrel_id": "string", "wine_type": "string"})
+    quarantined = snap[snap["outcome"] == "quarantined"]
+    missing = quarantined["quarantine_reason"].str.contains("missing", na=False)
+    outside = quarantined["quarantine_reason"].str.contains("outside", na=False)
+    seq_range = f"[{lo}, {hi}]" if seqs else "(none)"
     yield dg.Output(
         snap,
         metadata={
-            "barrels": int(snap["current"].sum()),
-            "window": f"({after}, {upto}]",
-            "changes_in_window": int(in_window.sum()),
-            "superseded_in_window": int((in_window & ~snap["current"]).sum()),
-            "quarantined_in_window": int((in_window & quarantined).sum()),
-            "quarantined_barrels": int(snap.loc[quarantined, "barrel_id"].nunique()),
-            "max_seq": int(snap["seq"].max()),
-            "by_type": dg.MetadataValue.json(
-                snap.loc[snap["current"], "wine_type"].value_counts().to_dict()
+            "seq_range": seq_range,
+            "first_seq": lo if seqs else 0,
+            "last_seq": hi if seqs else 0,
+            "readings": int((snap["outcome"] != "lost").sum()),
+            "quarantined": len(quarantined),
+            "lost": int((snap["outcome"] == "lost").sum()),
+            "barrels": int(snap["barrel_id"].nunique()),
+            "day_closed": day < today,
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="writes_accounted",
+        passed=not gaps["unaccounted"] and not gaps["holes"],
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(gaps['unaccounted'])} writes of {day} neither scored nor "
+        f"quarantined; {len(gaps['holes'])} seqs of {seq_range} with no reading",
+        metadata={
+            "seq_range": seq_range,
+            "unaccounted_seqs": dg.MetadataValue.json(gaps["unaccounted"][:100]),
+            "hole_seqs": dg.MetadataValue.json(gaps["holes"][:100]),
+            "lost_seqs": dg.MetadataValue.json(
+                snap.loc[snap["outcome"] == "lost", "seq"].head(100).tolist()
             ),
         },
     )
     yield dg.AssetCheckResult(
-        check_name="window_complete",
-        passed=not not_visible,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"{len(not_visible)} of the window's {upto - after} writes not visible "
-        f"after {config.window_wait_s:g}s (they will not be scored)",
-        metadata={"not_visible_seqs": dg.MetadataValue.json(not_visible[:100])},
-    )
-    missing = {c: int(n) for c, n in snap[[*FEATURES, "temperature_c"]].isna().sum().items() if n}
-    yield dg.AssetCheckResult(
         check_name="no_missing_values",
-        passed=not missing,
+        passed=not missing.any(),
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{sum(missing.values())} missing values (those readings are not scored)",
-        metadata={"missing": dg.MetadataValue.json(missing)},
+        description=f"{int(missing.sum())} readings with a missing value (quarantined, not scored)",
+        metadata={
+            "readings": dg.MetadataValue.json(
+                [f"{b} seq {q}: {r}" for b, q, r in _named(quarantined[missing])]
+            )
+        },
     )
-    n_bad = len({b for barrels in bad.values() for b in barrels})
-    n_barrels = int(snap["current"].sum())
+    bad_barrels = sorted(set(quarantined.loc[outside, "barrel_id"].dropna()))
     yield dg.AssetCheckResult(
         check_name="within_training_ranges",
-        passed=not bad,
+        passed=not outside.any(),
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{n_bad} of {n_barrels} barrels have readings outside the training "
-        "ranges (those readings are not scored)",
-        metadata={f: dg.MetadataValue.json(sorted(set(b))[:20]) for f, b in bad.items()}
-        | {"barrels_out_of_range": n_bad},
+        description=f"{int(outside.sum())} readings of {len(bad_barrels)} barrels outside the "
+        "training ranges (quarantined, not scored)",
+        metadata={
+            "barrels_out_of_range": len(bad_barrels),
+            "barrels": dg.MetadataValue.json(bad_barrels[:50]),
+            "readings": dg.MetadataValue.json(
+                [f"{b} seq {q}: {r}" for b, q, r in _named(quarantined[outside])]
+            ),
+        },
     )
     now = datetime.now(UTC)
-    current_rows = snap[snap["current"]]
-    age = (now - pd.to_datetime(current_rows["updated_at"], utc=True)).dt.total_seconds()
-    stale = current_rows.loc[age > config.freshness_s, "barrel_id"].tolist()
+    ages = {r.barrel_id: (now - datetime.fromisoformat(r.updated_at)).total_seconds()
+            for r in current}  # fmt: skip
+    stale = sorted(b for b, age in ages.items() if age > config.freshness_s)
     yield dg.AssetCheckResult(
         check_name="barrels_fresh",
         passed=not stale,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"{len(stale)} barrels silent for more than {config.freshness_s:g}s",
-        metadata={"stale": dg.MetadataValue.json(stale[:50]), "oldest_s": float(age.max())},
+        description=f"{len(stale)} barrels silent for more than {config.freshness_s:g}s"
+        if day == today
+        else f"{day} is closed: freshness is today's check",
+        metadata={
+            "stale": dg.MetadataValue.json(stale[:50]),
+            "oldest_s": float(max(ages.values(), default=0.0)),
+        },  # fmt: skip
     )
+
+
+def _named(rows: pd.DataFrame) -> list[tuple[str, int, str]]:
+    return list(rows[["barrel_id", "seq", "quarantine_reason"]].head(10).itertuples(False, None))
 
 
 @dg.asset(
     group_name=GROUP,
     kinds={"scikit-learn", "pandas", "parquet"},
-    partitions_def=snapshot_partitions,
+    partitions_def=history_partitions,
     freshness_policy=freshness.SCORING,
-    deps=[dg.AssetKey("wine_quality_model_candidate")],
-    description="The champion's quality for every reading written in the snapshot's window "
-    "(superseded ones too); the newest per barrel is written back to the readings store with "
-    "the model version.",
+    # The scorer serves the champion that wine_quality_champion decided.
+    deps=[SNAPSHOT, dg.AssetKey("wine_quality_champion")],
+    description="The champion's quality, P(good) and 90 % interval for every reading of the "
+    "UTC day that was scored (superseded ones too), as the barrel scorer computed them within "
+    "about a second of the write; each barrel's newest score is also in the readings store.",
 )
 def barrel_quality_predictions(
-    context: dg.AssetExecutionContext,
-    wine_sensor_snapshot: pd.DataFrame,
-    readings_store: ReadingsStoreResource,
-    model_store: ModelStoreResource,
+    context: dg.AssetExecutionContext, readings_store: ReadingsStoreResource
 ) -> dg.Output[pd.DataFrame]:
-    champion, files = model_store.champion_files(MODEL_NAME)
-    model = wine_model.from_files(files)
-    after, upto = snapshot_window(context)
-    snap = wine_sensor_snapshot
-    window = snap[snap["seq"].between(after + 1, upto)].sort_values("seq")
-    held = window["quarantine_reason"].notna()
-    todo = window[~held] if held.any() else window  # no copy of a large clean window
-    scored_at = utc_now()
-    # One prediction per barrel goes to the store: the newest reading's. Current readings are
-    # one per barrel, so only a window holding superseded readings can repeat a barrel.
-    newest = (
-        np.ones(len(todo), bool)
-        if todo["current"].all()
-        else ~todo["barrel_id"].duplicated(keep="last").to_numpy()
-    )
-    with (
-        readings_store.open() as store,
-        # A slower run of an older window cannot replace a newer score (the store refuses an
-        # older reading_seq).
-        store.prediction_batch(model_version=champion.version, scored_at=scored_at) as batch,
-    ):
-        quality = score_and_write(model, todo, newest, batch)
-    # P(good) and the 90 % interval go to this table (NaN for a champion without a
-    # calibration); the readings store keeps the score only.
-    p_good, interval = wine_trust.annotate(model.trust, todo["wine_type"].to_numpy(), quality)
+    from wine_assets.quality.ledger import open_ledger
+
+    with readings_store.open() as store:
+        ledger = open_ledger(store)
+        try:
+            rows = ledger.day(context.partition_key)
+        finally:
+            ledger.close()
+    scored = rows[rows["outcome"] == "scored"]
     out = pd.DataFrame(
         {
-            "barrel_id": todo["barrel_id"].astype("string"),
-            "wine_type": todo["wine_type"].astype("string"),
-            "reading_seq": todo["seq"].astype("int64"),
-            "reading_updated_at": todo["updated_at"].astype("string"),
-            "predicted_quality": quality.astype("float64"),
-            "p_good": p_good,
-            "quality_low_90": interval[:, 0],
-            "quality_high_90": interval[:, 1],
-            "model_version": champion.version,
-            "scored_at": scored_at,
+            "barrel_id": scored["barrel_id"],
+            "wine_type": scored["wine_type"],
+            "reading_seq": scored["seq"].astype("int64"),
+            "reading_updated_at": scored["reading_updated_at"],
+            "predicted_quality": scored["predicted_quality"],
+            "p_good": scored["p_good"],
+            "quality_low_90": scored["quality_low_90"],
+            "quality_high_90": scored["quality_high_90"],
+            "model_version": scored["model_version"],
+            "scored_at": scored["scored_at"],
         }
-    )
-    # A store batch shares one updated_at: parse each distinct stamp once, not 1M times.
-    codes, stamps = pd.factorize(todo["updated_at"])
-    since = pd.Timestamp(scored_at) - pd.to_datetime(stamps, utc=True)
-    lag = since.total_seconds().to_numpy()[codes]
-    context.log.info(
-        f"{champion.label} scored {len(out)} changed barrels; {int(held.sum())} quarantined"
-    )
-    quarantined = window.loc[held, ["barrel_id", "seq", "quarantine_reason"]]
+    ).reset_index(drop=True)
+    lag = (
+        pd.to_datetime(out["scored_at"], utc=True)
+        - pd.to_datetime(out["reading_updated_at"], utc=True)
+    ).dt.total_seconds()
+    seqs = rows["seq"]
     return dg.Output(
         out,
         metadata={
+            "seq_range": f"[{seqs.min()}, {seqs.max()}]" if len(seqs) else "(none)",
             "scored": len(out),
-            "window": f"({after}, {upto}]",
-            "superseded_scored": len(out) - int(newest.sum()),
-            "quarantined": int(held.sum()),
-            "quarantined_readings": dg.MetadataValue.json(
-                [
-                    f"{b} seq {q}: {r}"
-                    for b, q, r in quarantined.head(10).itertuples(index=False, name=None)
-                ]
+            "quarantined": int((rows["outcome"] == "quarantined").sum()),
+            "model_versions": dg.MetadataValue.json(
+                sorted(int(v) for v in out["model_version"].dropna().unique())
             ),
-            "model_version": champion.version,
-            "mean_quality": float(quality.mean()) if len(out) else 0.0,
-            "write_to_score_p50_s": float(np.median(lag)) if len(out) else 0.0,
-            "write_to_score_max_s": float(lag.max()) if len(out) else 0.0,
+            "mean_quality": float(out["predicted_quality"].mean()) if len(out) else 0.0,
+            "write_to_score_p50_s": float(lag.quantile(0.5)) if len(out) else 0.0,
+            "write_to_score_p95_s": float(lag.quantile(0.95)) if len(out) else 0.0,
         },
     )
