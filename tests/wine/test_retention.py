@@ -1,8 +1,9 @@
 """Retention loses nothing: every reading and logged prediction is in the hot store or the
 archive (once) across a prune and across a SIGKILL in the middle of one.
 
-Readings run on SQLite and DynamoDB (moto's server), the prediction log on SQLite and
-PostgreSQL; the archive on a local folder (and S3 for the Dagster asset).
+Readings and barrel predictions (the scorer's ledger) run on SQLite and DynamoDB (moto's
+server), the prediction log on SQLite and PostgreSQL; the archive on a local folder (and S3 for
+the Dagster assets).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from wine_assets.monitoring.prediction_log import (
     PredictionLogResource,
     open_log,
 )
+from wine_assets.quality.ledger import LedgerRow, open_ledger
 from wine_assets.readings.dynamodb_store import TTL_ATTRIBUTE, TTL_GRACE_DAYS
 from wine_assets.readings.resource import ReadingsStoreResource
 from wine_assets.readings.store import ReadingsStore, open_store
@@ -35,6 +37,7 @@ from wine_assets.retention import archive as retention
 from wine_assets.retention.archive import (
     ArchiveMismatchError,
     archive_key,
+    barrel_predictions_table,
     logged_window,
     prediction_log_table,
     read_archive,
@@ -44,6 +47,7 @@ from wine_assets.retention.archive import (
 from wine_assets.retention.assets import (
     CHECK,
     RetentionSettings,
+    barrel_predictions_archive,
     barrel_readings_archive,
     prediction_log_archive,
 )
@@ -74,6 +78,35 @@ def fill_readings(store: ReadingsStore, monkeypatch: pytest.MonkeyPatch) -> dict
                 )
             written.update(dict.fromkeys(seqs, day))
     return written
+
+
+def fill_ledger(store: ReadingsStore, upto: int | None = None) -> dict[int, date]:
+    """The scorer's ledger holding a prediction for every reading (up to ``upto``), with its
+    position moved there: every seq with its day."""
+    history = store.history(0, upto if upto is not None else store.max_seq())
+    rows = [
+        LedgerRow(
+            seq=r.seq,
+            barrel_id=r.barrel_id,
+            wine_type=r.wine_type,
+            day=r.updated_at[:10],
+            reading_updated_at=r.updated_at,
+            outcome="scored",
+            scored_at=r.updated_at,
+            predicted_quality=5.5,
+            p_good=0.25,
+            quality_low_90=4.5,
+            quality_high_90=6.5,
+            model_version=1,
+        )
+        for r in history
+    ]
+    ledger = open_ledger(store)
+    try:
+        ledger.commit(rows, cursor=rows[-1].seq)
+    finally:
+        ledger.close()
+    return {r.seq: date.fromisoformat(r.day) for r in rows}
 
 
 def fill_log(log: PredictionLog) -> dict[int, date]:
@@ -107,7 +140,7 @@ def hot_keys(table: retention.HotTable) -> list[int]:
 
 def archived_keys(storage: PlatformStorage, table: str) -> list[int]:
     """Every key in every archive file of ``table`` (duplicates kept: they would be a bug)."""
-    key = "seq" if table == "readings" else "position"
+    key = "position" if table == "prediction_log" else "seq"
     frames = [read_archive(storage, table, day) for day in DAYS]
     return [int(k) for f in frames if f is not None for k in f[key]]
 
@@ -204,6 +237,52 @@ def killed_in_prune(url: str, kind: str, storage: PlatformStorage, kill_at: str)
     assert done.returncode == -signal.SIGKILL, done.stderr
 
 
+def test_readings_the_scorer_has_not_passed_are_not_pruned(
+    store: ReadingsStore, local_storage: PlatformStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scorer stopped in the middle of the first day: the rest of the history stays hot
+    (archived all the same) until it is scored."""
+    written = fill_readings(store, monkeypatch)
+    first_day = sorted(k for k, d in written.items() if d == DAYS[0])
+    scored_upto = first_day[4]
+    table = readings_table(store, scored_upto=scored_upto)
+    retain(local_storage, table, RETENTION, today=TODAY)
+    assert_nothing_lost(local_storage, table, written)
+    assert sorted(hot_keys(table)) == [k for k in sorted(written) if k > scored_upto]
+    assert set(archived_keys(local_storage, "readings")) == {
+        k for k, d in written.items() if d in PRUNED_DAYS
+    }
+
+
+# -- barrel predictions (the scorer's ledger) -----------------------------------------------
+
+
+@pytest.mark.parametrize("kill_at", [None, "before_delete", "mid_delete"])
+@pytest.mark.parametrize("backend", ["sqlite", "dynamodb"])
+def test_barrel_predictions_survive_a_prune_and_a_kill_midway(
+    backend: str,
+    kill_at: str | None,
+    request: pytest.FixtureRequest,
+    local_storage: PlatformStorage,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = request.getfixturevalue(f"{backend}_url")
+    with open_store(url) as store:
+        store.create()
+        fill_readings(store, monkeypatch)
+        written = fill_ledger(store)
+        ledger = open_ledger(store)
+        table = barrel_predictions_table(ledger)
+        if kill_at:
+            killed_in_prune(url, "barrel_predictions", local_storage, kill_at)
+            assert_nothing_lost(local_storage, table, written)
+        retain(local_storage, table, RETENTION, today=TODAY, batch_size=4)
+        assert_pruned(local_storage, table, written)
+        archived = read_archive(local_storage, "barrel_predictions", PRUNED_DAYS[0])
+        assert archived is not None and set(archived["outcome"]) == {"scored"}
+        ledger.close()
+
+
 def test_late_rows_are_merged_into_the_archive_once(
     sqlite_url: str, local_storage: PlatformStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -273,6 +352,16 @@ def test_dynamodb_history_items_expire_after_the_retention(
         assert int(item[TTL_ATTRIBUTE]["N"]) == int(expected.timestamp())
         current = client.get_item(TableName=store.table, Key={"barrel_id": {"S": "barrel-0001"}})
         assert TTL_ATTRIBUTE not in current["Item"]  # the current reading never expires
+        # The reading's prediction in the scorer's ledger expires with it.
+        fill_ledger(store)
+        ledger = open_ledger(store)
+        ttl = client.describe_time_to_live(TableName=ledger.table)["TimeToLiveDescription"]
+        assert ttl["AttributeName"] == TTL_ATTRIBUTE
+        scored = client.get_item(
+            TableName=ledger.table,
+            Key={"day": {"S": TODAY.isoformat()}, "seq": {"N": str(seq)}},
+        )["Item"]
+        assert scored[TTL_ATTRIBUTE] == item[TTL_ATTRIBUTE]
 
 
 def test_retention_setting_is_checked(monkeypatch: pytest.MonkeyPatch, dynamodb_url: str) -> None:
@@ -347,6 +436,7 @@ def test_archive_assets_archive_check_and_prune(
     with open_store(sqlite_url) as store, open_log(log_dsn) as log:
         store.create()
         readings = fill_readings(store, monkeypatch)
+        predictions = fill_ledger(store)
         logged = fill_log(log)
     resources = {
         "storage": storage,
@@ -357,14 +447,16 @@ def test_archive_assets_archive_check_and_prune(
     day = DAYS[3]
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [barrel_readings_archive, prediction_log_archive],
+            [barrel_predictions_archive, barrel_readings_archive, prediction_log_archive],
             partition_key=day.isoformat(),
             resources=resources,
             instance=instance,
         )
     assert result.success
     checks = {e.asset_key.path[0]: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"barrel_readings_archive": True, "prediction_log_archive": True}
+    assert checks == dict.fromkeys(
+        ["barrel_predictions_archive", "barrel_readings_archive", "prediction_log_archive"], True
+    )
     assert {e.check_name for e in result.get_asset_check_evaluations()} == {CHECK}
     by_asset = {
         m.materialization.asset_key.path[0]: m.materialization.metadata
@@ -378,11 +470,16 @@ def test_archive_assets_archive_check_and_prune(
     assert meta["bytes"].value == len(storage.read_bytes(archive_key("readings", day)))
     assert meta["pruned_days"].value == [d.isoformat() for d in PRUNED_DAYS]
     assert meta["pruned_rows"].value == 18
+    assert by_asset["barrel_predictions_archive"]["rows"].value == 9
+    assert by_asset["barrel_predictions_archive"]["pruned_rows"].value == 18
     assert by_asset["prediction_log_archive"]["rows"].value == 4
     assert by_asset["prediction_log_archive"]["pruned_rows"].value == 8
     with open_store(sqlite_url) as store, open_log(log_dsn) as log:
         assert_pruned(storage, readings_table(store), readings)
         assert_pruned(storage, prediction_log_table(log), logged)
+        ledger = open_ledger(store)
+        assert_pruned(storage, barrel_predictions_table(ledger), predictions)
+        ledger.close()
 
 
 def test_a_failed_archive_check_blocks_the_prune(
@@ -391,6 +488,7 @@ def test_a_failed_archive_check_blocks_the_prune(
     with open_store(sqlite_url) as store:
         store.create()
         written = fill_readings(store, monkeypatch)
+        fill_ledger(store)  # every reading scored: only the failed check keeps them hot
     real = PlatformStorage.write_parquet
     monkeypatch.setattr(
         PlatformStorage, "write_parquet", lambda self, key, df: real(self, key, df.iloc[:-1])

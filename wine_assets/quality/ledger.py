@@ -29,6 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -122,6 +123,18 @@ class ScoreLedger(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release what the ledger opened itself."""
+
+    # -- retention (wine_assets.retention archives a day, then prunes it) ---------------
+
+    @abstractmethod
+    def oldest_day(self) -> date | None:
+        """The oldest UTC day that may still hold rows; None when there are none."""
+
+    @abstractmethod
+    def delete_seqs(self, day: str, ranges: Sequence[tuple[int, int]], batch_size: int) -> int:
+        """Delete the day's rows with a seq in one of the inclusive ``(lo, hi)`` ranges,
+        ``batch_size`` seqs per transaction/request; the number of seqs deleted. Only the
+        retention code calls this, with ranges it has archived."""
 
     def _newest_scores(self, rows: Sequence[LedgerRow]) -> list[LedgerRow]:
         newest: dict[str, LedgerRow] = {}
@@ -220,6 +233,30 @@ class SqliteScoreLedger(ScoreLedger):
             ).fetchone()
         return found is not None
 
+    def oldest_day(self) -> date | None:
+        with self._lock:
+            (oldest,) = self._conn.execute("SELECT MIN(day) FROM scoring_log").fetchone()
+        return date.fromisoformat(oldest) if oldest else None
+
+    def delete_seqs(self, day: str, ranges: Sequence[tuple[int, int]], batch_size: int) -> int:
+        from wine_assets.readings.store import _chunks
+
+        deleted = 0
+        for group in _chunks(sorted(ranges), batch_size):
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for lo, hi in group:
+                        deleted += self._conn.execute(
+                            "DELETE FROM scoring_log WHERE day = ? AND seq >= ? AND seq <= ?",
+                            (day, lo, hi),
+                        ).rowcount
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+        return deleted
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -255,6 +292,7 @@ class DynamoDbScoreLedger(ScoreLedger):
             if exc.response["Error"]["Code"] != "ResourceInUseException":
                 raise
         self._client.get_waiter("table_exists").wait(TableName=self.table)
+        self.store._enable_ttl(self.table)
 
     def cursor(self) -> int:
         item = self._client.get_item(
@@ -267,6 +305,8 @@ class DynamoDbScoreLedger(ScoreLedger):
     def _put(self, row: LedgerRow) -> bool:
         from botocore.exceptions import ClientError
 
+        from wine_assets.readings.dynamodb_store import TTL_ATTRIBUTE
+
         item: dict[str, Any] = {}
         for name in COLUMNS:
             value = _clean(getattr(row, name))
@@ -274,6 +314,8 @@ class DynamoDbScoreLedger(ScoreLedger):
                 continue
             is_number = isinstance(value, int | float) and not isinstance(value, bool)
             item[name] = {"N": repr(value)} if is_number else {"S": str(value)}
+        # Expires with the reading's history item (see dynamodb_store's TTL).
+        item[TTL_ATTRIBUTE] = {"N": str(self.store.expires_at(row.reading_updated_at))}
         try:
             self._client.put_item(
                 TableName=self.table,
@@ -365,6 +407,39 @@ class DynamoDbScoreLedger(ScoreLedger):
             Limit=1,
         )
         return bool(response["Items"])
+
+    def oldest_day(self) -> date | None:
+        """The table is keyed by day, so there is no cheap minimum: the days between the
+        oldest a TTL can leave (its retention plus the grace) and today are probed, oldest
+        first (one Limit-1 Query each)."""
+        from wine_assets.readings.dynamodb_store import TTL_GRACE_DAYS
+
+        today = datetime.now(UTC).date()
+        span = self.store.history_retention_days + TTL_GRACE_DAYS + 2
+        for back in range(span, -1, -1):
+            day = today - timedelta(days=back)
+            if self.has_day(day.isoformat()):
+                return day
+        return None
+
+    def delete_seqs(self, day: str, ranges: Sequence[tuple[int, int]], batch_size: int) -> int:
+        from wine_assets.readings.store import _chunks
+
+        deleted = 0
+        for group in _chunks(sorted(ranges), batch_size):
+            keys = [
+                {"DeleteRequest": {"Key": {"day": {"S": day}, "seq": {"N": str(seq)}}}}
+                for lo, hi in group
+                for seq in range(lo, hi + 1)
+            ]
+            for start in range(0, len(keys), 25):
+                request = {self.table: keys[start : start + 25]}
+                while request:
+                    request = self._client.batch_write_item(RequestItems=request).get(
+                        "UnprocessedItems"
+                    )
+            deleted += len(keys)
+        return deleted
 
     def close(self) -> None:
         """The client belongs to the store (closed with it)."""

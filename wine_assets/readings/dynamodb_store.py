@@ -218,19 +218,21 @@ class DynamoDbReadingsStore(ReadingsStore):
         if not self._days_complete():
             self.backfill_history_days(after=0)
 
-    def _enable_ttl(self) -> None:
-        """Turn on TTL (``expires_at``) on the history table unless it already is."""
-        status = self._client.describe_time_to_live(TableName=self.history_table)
+    def _enable_ttl(self, table: str | None = None) -> None:
+        """Turn on TTL (``expires_at``) on ``table`` (default: the history table) unless it
+        already is."""
+        table = table or self.history_table
+        status = self._client.describe_time_to_live(TableName=table)
         spec = status.get("TimeToLiveDescription", {})
         if spec.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
             if spec.get("AttributeName") != TTL_ATTRIBUTE:
                 raise RuntimeError(
-                    f"{self.history_table}: TTL is on attribute {spec.get('AttributeName')!r}, "
+                    f"{table}: TTL is on attribute {spec.get('AttributeName')!r}, "
                     f"expected {TTL_ATTRIBUTE!r}; change it in DynamoDB or use another table"
                 )
             return
         self._client.update_time_to_live(
-            TableName=self.history_table,
+            TableName=table,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
         )
 

@@ -1,6 +1,7 @@
 """Retention with nothing lost: archive a closed UTC day to parquet, verify, then prune.
 
-Two hot tables grow without end: the readings store's history (every reading, keyed by
+Three hot tables grow without end: the readings store's history (every reading, keyed by
+``seq``), the barrel predictions (the scorer's ledger: what became of every reading, keyed by
 ``seq``) and the prediction log (every answered prediction, keyed by ``position``). Each is a
 :class:`HotTable` here. For a day:
 
@@ -14,11 +15,14 @@ Two hot tables grow without end: the readings store's history (every reading, ke
    leaves each row in the hot table, the archive or both; running it again finishes the job
    without writing a row twice.
 
-``retain`` prunes every day older than the retention (``READINGS_RETENTION_DAYS``,
-``PREDICTION_LOG_RETENTION_DAYS``); the current reading of each barrel is not in the history
-table and is never pruned, nor is the prediction log's newest row (its position is the cursor
-the drift sensor resumes from). ``logged_window`` reads an hour of the prediction log from the
-hot table and the archive together, so drift reports of pruned hours still see every row.
+``retain`` prunes every day older than the retention (``READINGS_RETENTION_DAYS`` for readings
+and barrel predictions, ``PREDICTION_LOG_RETENTION_DAYS``); the current reading of each barrel
+is not in the history table and is never pruned, nor is the prediction log's newest row (its
+position is the cursor the drift sensor resumes from), nor a reading the scorer has not yet
+passed (``readings_table(scored_upto=…)``: an outage of the scorer longer than the retention
+delays the prune instead of dropping readings it still has to score). ``logged_window``
+reads an hour of the prediction log from the hot table and the archive together, so drift
+reports of pruned hours still see every row.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pandas as pd
 
 from platform_core.storage import PlatformStorage
 from wine_assets.monitoring.prediction_log import PredictionLog
+from wine_assets.quality.ledger import ScoreLedger
 from wine_assets.readings.store import ReadingsStore
 
 ARCHIVE_PREFIX = "archive"
@@ -52,13 +57,34 @@ class HotTable:
     key: str
     read_day: Callable[[date], pd.DataFrame]
     oldest_day: Callable[[], date | None]
-    delete: Callable[[Sequence[tuple[int, int]], int], int]
+    #: ``delete(day, ranges, batch_size)``: the number of rows deleted.
+    delete: Callable[[date, Sequence[tuple[int, int]], int], int]
 
 
-def readings_table(store: ReadingsStore) -> HotTable:
-    """The readings store's append-only history (``seq``)."""
+def readings_table(store: ReadingsStore, scored_upto: int | None = None) -> HotTable:
+    """The readings store's append-only history (``seq``); with ``scored_upto`` (the
+    scorer's cursor) no reading above it is deleted."""
+
+    def delete(day: date, ranges: Sequence[tuple[int, int]], batch_size: int) -> int:
+        if scored_upto is not None:
+            ranges = [(lo, min(hi, scored_upto)) for lo, hi in ranges if lo <= scored_upto]
+        return store.delete_history(ranges, batch_size) if ranges else 0
+
+    return HotTable("readings", "seq", store.history_day, store.oldest_history_day, delete)
+
+
+def barrel_predictions_table(ledger: ScoreLedger) -> HotTable:
+    """The scorer's ledger (``seq``): each reading's prediction, quarantine or loss."""
+
+    def delete(day: date, ranges: Sequence[tuple[int, int]], batch_size: int) -> int:
+        return ledger.delete_seqs(day.isoformat(), ranges, batch_size)
+
     return HotTable(
-        "readings", "seq", store.history_day, store.oldest_history_day, store.delete_history
+        "barrel_predictions",
+        "seq",
+        lambda day: ledger.day(day.isoformat()),
+        ledger.oldest_day,
+        delete,
     )
 
 
@@ -69,7 +95,10 @@ def prediction_log_table(log: PredictionLog) -> HotTable:
         start = day_start(day)
         return log.window(start, start + timedelta(days=1))
 
-    return HotTable("prediction_log", "position", read_day, log.oldest_day, log.delete_positions)
+    def delete(day: date, ranges: Sequence[tuple[int, int]], batch_size: int) -> int:
+        return log.delete_positions(ranges, batch_size)
+
+    return HotTable("prediction_log", "position", read_day, log.oldest_day, delete)
 
 
 def day_start(day: date) -> datetime:
@@ -212,7 +241,7 @@ def prune_day(
     """Archive and verify the day, then delete from the hot table the keys the archive
     holds (and only those), ``batch_size`` at a time."""
     archived = archive_day(storage, table, day, today=today)
-    deleted = table.delete(key_ranges(archived.keys), batch_size) if archived.keys else 0
+    deleted = table.delete(day, key_ranges(archived.keys), batch_size) if archived.keys else 0
     return Pruned(archived, deleted)
 
 

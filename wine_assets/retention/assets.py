@@ -1,21 +1,21 @@
 """The daily archives of the hot stores, as Dagster assets.
 
-``barrel_readings_archive`` (the readings store's history) and ``prediction_log_archive``
+``barrel_readings_archive`` (the readings store's history), ``barrel_predictions_archive``
+(the scorer's ledger: each reading's prediction or quarantine) and ``prediction_log_archive``
 (every answered prediction) have one partition per closed UTC day. Materializing a day
 archives it to ``archive/<table>/day=YYYY-MM-DD/<table>.parquet`` in the platform storage
 (merged with what an earlier run archived), and the blocking check ``holds_every_row`` re-reads
 the file: the expected row count, each key once, every row of the day still in the hot table
 present (hence its key range). Only when it passes does the run prune: every day older than
 ``READINGS_RETENTION_DAYS`` / ``PREDICTION_LOG_RETENTION_DAYS``, each archived and verified
-again right before its rows are deleted (``wine_assets.retention.archive``).
+again right before its rows are deleted (``wine_assets.retention.archive``). Readings are
+pruned after the predictions of the same day and never above the scorer's position.
 
-The ``wine_retention_daily`` schedule runs both for the previous day at 00:30 UTC: one run a
-day. A day missed while the daemon was down is archived when it is pruned at the latest; a
+The ``wine_retention_daily`` schedule runs the three for the previous day at 00:30 UTC: one
+run a day. A day missed while the daemon was down is archived when it is pruned at the latest; a
 backfill of the missing partitions archives it sooner.
 """
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import date
 
 import dagster as dg
@@ -28,12 +28,14 @@ from platform_core.settings import (
 )
 from platform_core.storage import PlatformStorage
 from wine_assets.monitoring.prediction_log import PredictionLogResource
+from wine_assets.quality.ledger import open_ledger
 from wine_assets.readings.resource import ReadingsStoreResource
 from wine_assets.retention.archive import (
     DEFAULT_BATCH_SIZE,
     ArchiveMismatchError,
     HotTable,
     archive_day,
+    barrel_predictions_table,
     prediction_log_table,
     readings_table,
     retain,
@@ -75,33 +77,30 @@ def retention_resource() -> RetentionSettings:
 def _archive_and_prune(
     context: dg.AssetExecutionContext,
     storage: PlatformStorage,
-    opened: AbstractContextManager,
-    as_table: Callable[..., HotTable],
+    table: HotTable,
     retention_days: int,
     batch_size: int,
 ) -> dg.MaterializeResult:
     """Archive the partition's day, check the file, then prune what is past retention."""
     day = date.fromisoformat(context.partition_key)
     asset_key = context.asset_key
-    with opened as hot:
-        table = as_table(hot)
-        try:
-            archived = archive_day(storage, table, day)
-        except ArchiveMismatchError as exc:
-            context.log.error(f"{exc}: nothing pruned")
-            return dg.MaterializeResult(
-                metadata={"problem": str(exc)},
-                check_results=[
-                    dg.AssetCheckResult(
-                        asset_key=asset_key,
-                        check_name=CHECK,
-                        passed=False,
-                        severity=dg.AssetCheckSeverity.ERROR,
-                        metadata={"problem": str(exc)},
-                    )
-                ],
-            )
-        pruned = retain(storage, table, retention_days, batch_size=batch_size)
+    try:
+        archived = archive_day(storage, table, day)
+    except ArchiveMismatchError as exc:
+        context.log.error(f"{exc}: nothing pruned")
+        return dg.MaterializeResult(
+            metadata={"problem": str(exc)},
+            check_results=[
+                dg.AssetCheckResult(
+                    asset_key=asset_key,
+                    check_name=CHECK,
+                    passed=False,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"problem": str(exc)},
+                )
+            ],
+        )
+    pruned = retain(storage, table, retention_days, batch_size=batch_size)
     deleted = sum(p.deleted for p in pruned)
     context.log.info(
         f"{table.name} {day}: {archived.rows} rows archived ({archived.uri}); "
@@ -150,6 +149,8 @@ def _check_spec(asset: str, what: str) -> dg.AssetCheckSpec:
     kinds={"parquet"},
     partitions_def=archive_partitions,
     check_specs=[_check_spec("barrel_readings_archive", "the day's readings")],
+    # The day's predictions go first: a reading is pruned after what became of it.
+    deps=["barrel_predictions_archive"],
     description="Every barrel reading written on the UTC day (superseded ones included), "
     "archived to parquet in storage; readings older than READINGS_RETENTION_DAYS are then "
     "pruned from the readings store's history (the current reading of each barrel stays).",
@@ -160,14 +161,45 @@ def barrel_readings_archive(
     storage: PlatformStorage,
     retention: RetentionSettings,
 ) -> dg.MaterializeResult:
-    return _archive_and_prune(
-        context,
-        storage,
-        readings_store.open(),
-        readings_table,
-        retention.readings_days,
-        retention.batch_size,
-    )
+    with readings_store.open() as store:
+        ledger = open_ledger(store)
+        try:
+            scored_upto = ledger.cursor()
+        finally:
+            ledger.close()
+        table = readings_table(store, scored_upto=scored_upto)
+        return _archive_and_prune(
+            context, storage, table, retention.readings_days, retention.batch_size
+        )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"parquet"},
+    partitions_def=archive_partitions,
+    check_specs=[_check_spec("barrel_predictions_archive", "the day's scored readings")],
+    description="What the scorer did with every reading of the UTC day (prediction, "
+    "quarantine with its reason, or lost seq), archived to parquet in storage; days older "
+    "than READINGS_RETENTION_DAYS are then pruned from the scoring ledger.",
+)
+def barrel_predictions_archive(
+    context: dg.AssetExecutionContext,
+    readings_store: ReadingsStoreResource,
+    storage: PlatformStorage,
+    retention: RetentionSettings,
+) -> dg.MaterializeResult:
+    with readings_store.open() as store:
+        ledger = open_ledger(store)
+        try:
+            return _archive_and_prune(
+                context,
+                storage,
+                barrel_predictions_table(ledger),
+                retention.readings_days,
+                retention.batch_size,
+            )
+        finally:
+            ledger.close()
 
 
 @dg.asset(
@@ -185,11 +217,11 @@ def prediction_log_archive(
     storage: PlatformStorage,
     retention: RetentionSettings,
 ) -> dg.MaterializeResult:
-    return _archive_and_prune(
-        context,
-        storage,
-        prediction_log.open(),
-        prediction_log_table,
-        retention.prediction_log_days,
-        retention.batch_size,
-    )
+    with prediction_log.open() as log:
+        return _archive_and_prune(
+            context,
+            storage,
+            prediction_log_table(log),
+            retention.prediction_log_days,
+            retention.batch_size,
+        )

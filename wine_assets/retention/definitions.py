@@ -9,6 +9,7 @@ import dagster as dg
 from platform_core.run_tags import BACKGROUND, lane_tags, run_tags
 from wine_assets.retention.assets import (
     archive_partitions,
+    barrel_predictions_archive,
     barrel_readings_archive,
     prediction_log_archive,
     retention_resource,
@@ -16,9 +17,12 @@ from wine_assets.retention.assets import (
 
 retention_job = dg.define_asset_job(
     "wine_retention",
-    selection=dg.AssetSelection.assets(barrel_readings_archive, prediction_log_archive),
+    selection=dg.AssetSelection.assets(
+        barrel_predictions_archive, barrel_readings_archive, prediction_log_archive
+    ),
     partitions_def=archive_partitions,
-    description="Archive a closed UTC day of readings and logged predictions to parquet, "
+    description="Archive a closed UTC day of readings, barrel predictions and logged "
+    "predictions to parquet, "
     "check the files, then prune the hot stores past their retention.",
     tags=lane_tags(BACKGROUND),
 )
@@ -34,7 +38,7 @@ retention_schedule = dg.build_schedule_from_partitioned_job(
 )
 
 defs = dg.Definitions(
-    assets=[barrel_readings_archive, prediction_log_archive],
+    assets=[barrel_predictions_archive, barrel_readings_archive, prediction_log_archive],
     jobs=[retention_job],
     schedules=[retention_schedule],
     resources={"retention": retention_resource()},
