@@ -1,9 +1,11 @@
 """``platform-dev`` (what ``make dev`` runs): the whole local platform in one terminal.
 
 Starts Dagster (webserver + daemon, ``dagster dev``) on the embedded defaults, the barrel
-simulator (``wine-sim run``: seeds 200 white-wine barrels into an empty store, then moves
-every barrel's reading every 10 s; ``SIMULATE=0`` leaves it off) and the prediction service
-(``wine-api`` on 127.0.0.1:8000, which sends nothing by itself), prints where each one is,
+scorer (``wine-scorer``: scores each reading within about a second of its write and reports
+the day's progress to Dagster), the barrel simulator (``wine-sim run``: seeds 200 white-wine
+barrels into an empty store, then moves every barrel's reading every 10 s; ``SIMULATE=0``
+leaves it off) and the prediction service (``wine-api`` on 127.0.0.1:8000, which sends
+nothing by itself), prints where each one is,
 and stops all of them, children included, on Ctrl-C or SIGTERM, or as soon as one of them
 exits by itself.
 
@@ -117,7 +119,7 @@ def commands(args: argparse.Namespace) -> list[tuple[str, list[str], Path]]:
     dagster += ["-h", args.host, "-p", str(args.port)]
     # Dagster's own cwd is its home: there, the instance's dagster.yaml is the one in the
     # folder, and dagster dev does not warn about the repository root's copy.
-    services = [("dagster", dagster, home)]
+    services = [("dagster", dagster, home), ("wine-scorer", [_bin("wine-scorer")], PROJECT_ROOT)]
     if args.simulate:
         sim = [_bin("wine-sim"), "run", "--interval", "10", "--seed-barrels", "200"]
         services.append(("wine-sim", sim, PROJECT_ROOT))
@@ -142,6 +144,8 @@ def banner(args: argparse.Namespace) -> str:
             f"  Wine API          http://{args.host}:{args.api_port}  (/docs; scores nothing "
             "until asked)",
             f"  Barrel simulator  {sim}",
+            "  Barrel scorer     wine-scorer: each reading scored within ~1 s (waits for the "
+            "first champion)",
             f"  Instance          {os.environ['DAGSTER_HOME']}; data in {platform_home()}",
             "  Second terminal   source .venv/bin/activate   (then wine-send-batch normal)",
             "Ctrl-C stops everything.",

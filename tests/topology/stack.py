@@ -206,23 +206,24 @@ class Topology:
 
 
 def settled(topology: Topology) -> bool:
-    """Every barrel's newest reading has its prediction and no snapshot run is queued or
-    running."""
+    """Every barrel's newest reading has its prediction and the scorer's position is the
+    store's newest seq (every write recorded in its ledger)."""
+    from wine_assets.quality.ledger import open_ledger
+
     with open_store(topology.readings_url) as store:
         current = {r.barrel_id: r.seq for r in store.all()}
         scored = {p.barrel_id: p.reading_seq for p in store.predictions()}
-    (active,) = topology.sql(
-        f"SELECT count(*) FROM runs WHERE status IN {ACTIVE} AND pipeline_name = %s", SNAPSHOT_JOB
-    )[0]
-    return bool(current) and scored == current and active == 0
+        position = open_ledger(store).cursor()
+        top = store.max_seq()
+    return bool(current) and scored == current and position == top
 
 
 def sensor_runs(topology: Topology) -> list[tuple[str, str, str]]:
-    """(run id, run key, status) of every run the readings sensor requested."""
+    """(run id, run key, status) of every run the barrel history sensor requested."""
     return topology.sql(
         "SELECT r.run_id, k.value, r.status FROM runs r "
         "JOIN run_tags s ON s.run_id = r.run_id AND s.key = 'dagster/sensor_name' "
-        "AND s.value = 'barrel_readings_sensor' "
+        "AND s.value = 'barrel_history_sensor' "
         "JOIN run_tags k ON k.run_id = r.run_id AND k.key = 'dagster/run_key'"
     )
 
@@ -262,8 +263,8 @@ def _locations_loaded(url: str) -> bool:
 
 @contextmanager
 def running_topology(data_dir: Path, artifacts: Path) -> Iterator[Topology]:
-    """Every process of docker-compose.yml except wine-api, on loopback, logging to
-    ``artifacts`` (emptied first); torn down when the block ends."""
+    """Every process of docker-compose.yml except wine-api (wine-scorer included), on
+    loopback, logging to ``artifacts`` (emptied first); torn down when the block ends."""
     shutil.rmtree(artifacts, ignore_errors=True)
     artifacts.mkdir(parents=True)
     scratch = Path(tempfile.mkdtemp(prefix="topology-"))
@@ -394,6 +395,11 @@ def running_topology(data_dir: Path, artifacts: Path) -> Iterator[Topology]:
             services=services,
         )
         topo.start_daemon()
+        # The compose file's wine-scorer (reports every 10 s here instead of 60: tests wait).
+        services["wine-scorer"] = Service(
+            "wine-scorer", [str(BIN / "wine-scorer"), "--report-every", "10"], env, artifacts
+        )
+        services["wine-scorer"].start()
         yield topo
     finally:
         stop_all(list(services.values()))

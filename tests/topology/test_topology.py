@@ -1,15 +1,13 @@
-"""The production topology on real processes: GraphQL launches, sensors, crashes, restarts.
+"""The production topology on real processes: GraphQL launches, the scorer, crashes, restarts.
 
 One topology (tests/topology/conftest.py) serves every scenario, in file order: the wine
 scenarios build on the champion and barrels of the one before.
 """
 
-import io
 import threading
 import time
 
 import numpy as np
-import pandas as pd
 import pytest
 import requests
 
@@ -32,7 +30,6 @@ pytestmark = [pytest.mark.topology, pytest.mark.slow]
 BEER_FAST = beer_train_config(1)
 WINE_FAST = wine_train_config(1)
 BARRELS = 12
-PREDICTIONS = "platform/tables/barrel_quality_predictions/"
 
 
 def test_beer_graph_launched_through_graphql_lands_in_s3_and_postgres(topology):
@@ -53,14 +50,13 @@ def test_beer_graph_launched_through_graphql_lands_in_s3_and_postgres(topology):
 
 
 def scored_readings(topology: Topology) -> list[tuple[str, int]]:
-    """(barrel, reading seq) of every row of every barrel_quality_predictions partition."""
-    s3 = topology.s3()
-    rows: list[tuple[str, int]] = []
-    for key in topology.s3_keys(topology.bucket, PREDICTIONS):
-        body = s3.get_object(Bucket=topology.bucket, Key=key)["Body"].read()
-        frame = pd.read_parquet(io.BytesIO(body))
-        rows += zip(frame["barrel_id"], frame["reading_seq"].astype(int), strict=True)
-    return rows
+    """(barrel, reading seq) of every reading the scorer's ledger records as scored or
+    quarantined (its key is the seq: a reading recorded twice would be refused)."""
+    from wine_assets.quality.ledger import open_ledger
+
+    with open_store(topology.readings_url) as store:
+        rows = open_ledger(store).rows(0, store.max_seq())
+    return list(zip(rows["barrel_id"], rows["seq"].astype(int), strict=True))
 
 
 def written_readings(topology: Topology) -> set[tuple[str, int]]:
@@ -68,23 +64,37 @@ def written_readings(topology: Topology) -> set[tuple[str, int]]:
         return {(r.barrel_id, r.seq) for r in store.history(0, store.max_seq())}
 
 
-def test_readings_written_to_dynamodb_are_scored_by_the_sensors_runs(topology, data_dir):
+def reported_days(topology: Topology) -> list[tuple[str, str]]:
+    """(asset, partition) of the runless materializations the scorer reported."""
+    return topology.sql(
+        "SELECT asset_key, partition FROM event_logs WHERE run_id = '' "
+        "AND dagster_event_type = 'ASSET_MATERIALIZATION'"
+    )
+
+
+def test_readings_written_to_dynamodb_are_scored_by_the_scorer(topology, data_dir):
     run_id = topology.launch("wine", "wine_retrain", WINE_FAST)
-    # Seeded while the model trains: the sensor waits (cursor kept) for a champion.
+    # Seeded while the model trains: the scorer waits (position kept) for a champion.
     with open_store(topology.readings_url) as store:
         seed_store(store, BARRELS, np.random.default_rng(7), "both", data_dir=data_dir)
     assert topology.wait_run(run_id, timeout_s=240) == "SUCCESS"
-    wait_for(lambda: settled(topology), 120, "the sensor's runs to score every barrel")
-    runs = sensor_runs(topology)
-    assert runs and {status for _, _, status in runs} == {"SUCCESS"}
+    wait_for(lambda: settled(topology), 120, "the scorer to score every barrel")
     scored = scored_readings(topology)
     assert sorted(scored) == sorted(written_readings(topology))
     with open_store(topology.readings_url) as store:
         assert {p.model_version for p in store.predictions()} == {1}
         assert len(store.predictions()) == BARRELS
+    # Dagster sees the work as the day's materializations, reported without a run.
+    wait_for(lambda: len(reported_days(topology)) >= 2, 60, "the scorer's reports")
+    assert {k for k, _ in reported_days(topology)} == {
+        '["wine_sensor_snapshot"]',
+        '["barrel_quality_predictions"]',
+    }
+    # The history sensor asks for a day's run at most hourly (first tick: nothing yet).
+    assert all("@" in key for _, key, _ in sensor_runs(topology))
 
 
-def test_daemon_killed_while_readings_change_scores_every_change_exactly_once(topology):
+def test_scorer_killed_while_readings_change_scores_every_change_exactly_once(topology):
     stop = threading.Event()
     written: list[int] = []
 
@@ -98,25 +108,21 @@ def test_daemon_killed_while_readings_change_scores_every_change_exactly_once(to
     writer = threading.Thread(target=keep_changing, daemon=True)
     writer.start()
     try:
-        # Kill once the sensor is busy with the new readings (a run requested after them).
-        before = {key for _, key, _ in sensor_runs(topology)}
-        wait_for(lambda: {k for _, k, _ in sensor_runs(topology)} - before, 60, "a sensor run")
-        topology.services["daemon"].kill()
-        killed_at = len(written)
-        time.sleep(4)  # changes keep arriving while no daemon runs
-        assert len(written) > killed_at
-        topology.start_daemon()
+        for _ in range(3):  # SIGKILL mid-stream, a few times, then restart
+            time.sleep(2)
+            topology.services["wine-scorer"].kill()
+            killed_at = len(written)
+            time.sleep(2)  # changes keep arriving while no scorer runs
+            assert len(written) > killed_at
+            topology.services["wine-scorer"].start()
         time.sleep(3)
     finally:
         stop.set()
         writer.join(timeout=30)
-    wait_for(lambda: settled(topology), 180, "the restarted daemon to catch up")
+    wait_for(lambda: settled(topology), 180, "the restarted scorer to catch up")
     scored = scored_readings(topology)
     assert len(scored) == len(set(scored)), "a reading was scored twice"
     assert set(scored) == written_readings(topology), "a reading was never scored"
-    keys = [key for _, key, _ in sensor_runs(topology)]
-    assert len(keys) == len(set(keys)), "a run key was launched twice"
-    assert all(status == "SUCCESS" for _, _, status in sensor_runs(topology))
 
 
 #: dagster-postgres retries a refused connection 5 times, backing off exponentially from
