@@ -35,6 +35,7 @@ from wine_assets.monitoring.prediction_log import open_log
 from wine_assets.monitoring.service import ChampionCache, PredictionBatcher, new_request_id
 from wine_assets.quality.snapshot import MODEL_NAME
 from wine_assets.quality.trust import annotate
+from wine_assets.readings.schema import PHYSICAL_BOUNDS
 from wine_assets.readings.store import open_store
 
 EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
@@ -103,9 +104,9 @@ def test_bad_wine_gets_a_422_naming_each_bad_field_and_is_not_logged(service, ch
     before = len(logged(log_dsn))
     response = predict(url, **changes)
     assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
-    assert {e["field"] for e in detail} == fields
-    assert all(e["loc"] == ["body", e["field"]] and e["msg"] for e in detail)
+    detail = response.json()["detail"]  # FastAPI's list: one entry per bad field
+    assert sorted(tuple(e["loc"]) for e in detail) == sorted(("body", f) for f in fields)
+    assert all(e["msg"] for e in detail)
     assert len(logged(log_dsn)) == before
 
 
@@ -113,16 +114,22 @@ def test_missing_fields_and_broken_json_are_422s(service):
     url, _ = service
     partial = {k: v for k, v in WINE.items() if k not in {"ph", "alcohol"}}
     detail = requests.post(f"{url}/predict", json=partial, timeout=10).json()["detail"]
-    assert {(e["field"], e["type"]) for e in detail} == {("ph", "missing"), ("alcohol", "missing")}
-    response = requests.post(f"{url}/predict", data=b"{not json", timeout=10)
-    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "(body)"
+    assert {(e["loc"][-1], e["type"]) for e in detail} == {
+        ("ph", "missing"),
+        ("alcohol", "missing"),
+    }
+    as_json = {"Content-Type": "application/json"}
+    response = requests.post(f"{url}/predict", data=b"{not json", headers=as_json, timeout=10)
+    assert response.status_code == 422 and response.json()["detail"][0]["type"] == "json_invalid"
     response = requests.post(f"{url}/predict", json=[WINE], timeout=10)
-    assert response.status_code == 422 and "expected an object" in response.text
+    assert response.status_code == 422 and "valid dictionary" in response.text
     # Python's JSON (and many clients) write NaN/Infinity: parsed, then refused as not finite
     body = json.dumps({**WINE, "sulphates": float("nan"), "ph": float("inf")})
-    response = requests.post(f"{url}/predict", data=body, timeout=10)
+    response = requests.post(f"{url}/predict", data=body, headers=as_json, timeout=10)
     assert response.status_code == 422
-    assert {e["field"] for e in response.json()["detail"]} == {"sulphates", "ph"}
+    detail = response.json()["detail"]
+    assert {e["loc"][-1] for e in detail} == {"sulphates", "ph"}
+    assert all("finite" in e["msg"] for e in detail)
 
 
 def test_batch_scores_and_logs_every_wine_or_none(service, champion_storage):
@@ -153,10 +160,19 @@ def test_batch_scores_and_logs_every_wine_or_none(service, champion_storage):
     bad = [WINE, {**WINE, "ph": -1}, {**WINE, "citric_acid": "x", "extra": 1}]
     response = requests.post(f"{url}/batch", json=bad, timeout=10)
     assert response.status_code == 422
-    named = {(e["index"], e["field"]) for e in response.json()["detail"]}
-    assert named == {(1, "ph"), (2, "citric_acid"), (2, "extra")}
+    named = {tuple(e["loc"]) for e in response.json()["detail"]}
+    assert named == {
+        ("body", "array", 1, "ph"),
+        ("body", "array", 2, "citric_acid"),
+        ("body", "array", 2, "extra"),
+    }
+    response = requests.post(f"{url}/batch", json={"wines": [WINE, {**WINE, "ph": -1}]}, timeout=10)
+    assert [e["loc"] for e in response.json()["detail"]] == [["body", "object", "wines", 1, "ph"]]
     assert len(logged(log_dsn)) == before
-    assert requests.post(f"{url}/batch", json=[], timeout=10).status_code == 422
+    # an empty batch, in either form, is refused as the schema says (minItems 1)
+    for empty in ([], {"wines": []}):
+        response = requests.post(f"{url}/batch", json=empty, timeout=10)
+        assert response.status_code == 422 and response.json()["detail"][0]["type"] == "too_short"
 
 
 def test_barrel_quality_scores_the_current_reading(service, readings_url):
@@ -170,7 +186,10 @@ def test_barrel_quality_scores_the_current_reading(service, readings_url):
     assert row.barrel_id == "barrel-0007" and row.endpoint == "barrel" and row.alcohol == 12.5
     assert requests.get(f"{url}/barrels/nobody/quality", timeout=10).status_code == 404
     response = requests.get(f"{url}/barrels/bad%20id/quality", timeout=10)
-    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "barrel_id"
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == [
+        "path",
+        "barrel_id",
+    ]
     # The service keeps one store open: a reading written since by another process is seen.
     with open_store(readings_url) as store:
         (newer,) = store.put([reading("barrel-0007", alcohol=13.0)])
@@ -178,6 +197,16 @@ def test_barrel_quality_scores_the_current_reading(service, readings_url):
     assert body["reading_seq"] == newer
     rows = logged(log_dsn)
     assert rows.loc[rows["request_id"] == body["request_id"], "alcohol"].tolist() == [13.0]
+
+
+def test_a_readings_store_without_tables_has_no_barrel(champion_storage, tmp_path):
+    """A store nothing was written to yet (no tables): a 404 as the schema says, not a 500."""
+    empty = f"sqlite:///{tmp_path / 'never-written.db'}"
+    with running_service(champion_storage, f"sqlite:///{tmp_path / 'log.db'}", empty) as url:
+        for _ in range(2):
+            response = requests.get(f"{url}/barrels/0/quality", timeout=10)
+            assert response.status_code == 404, response.text
+            assert response.json() == {"detail": "no barrel '0' in the readings store"}
 
 
 def test_the_readings_store_is_opened_once_for_the_service_life(
@@ -206,10 +235,24 @@ def test_health_and_openapi_schema(service):
     assert health["status"] == "ok" and health["model_version"] == 1
     schema = requests.get(f"{url}/openapi.json", timeout=10).json()
     assert {"/predict", "/batch", "/barrels/{barrel_id}/quality", "/health"} <= set(schema["paths"])
-    wine = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
-    props = wine["schema"]["properties"]
-    assert props["ph"]["minimum"] == 2.0 and props["ph"]["maximum"] == 5.0
-    assert wine["schema"]["additionalProperties"] is False
+    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/Wine"}
+    wine = schema["components"]["schemas"]["Wine"]
+    for name, (low, high) in PHYSICAL_BOUNDS.items():  # from the one table of bounds
+        if name in FEATURES:
+            assert (wine["properties"][name]["minimum"], wine["properties"][name]["maximum"]) == (
+                low,
+                high,
+            )
+    assert wine["additionalProperties"] is False and set(wine["required"]) == {
+        "wine_type",
+        *FEATURES,
+    }
+    batch = schema["paths"]["/batch"]["post"]["requestBody"]["content"]["application/json"]
+    array, _ = batch["schema"]["oneOf"]
+    wines = schema["components"]["schemas"]["WineBatch"]["properties"]["wines"]
+    assert array["minItems"] == wines["minItems"] == 1
+    assert array["maxItems"] == wines["maxItems"] == 10_000
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

@@ -53,7 +53,7 @@ def test_a_person_types_a_wine_and_sees_its_quality_and_verdict(
         page.fill("#ph", "9")
         page.click("#predict")
         page.wait_for_function(
-            "document.getElementById('err-ph').textContent.includes('physical bounds')"
+            "document.getElementById('err-ph').textContent.includes('less than or equal to 5')"
         )
         assert "correct" in page.inner_text("#result")
         assert page.inner_text("#err-alcohol") == ""

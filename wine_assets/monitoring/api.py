@@ -8,8 +8,10 @@ people), ``GET /reports`` (the drift reports in platform storage, newest first) 
 ``GET /reports/{hour}/{positions}`` (one, self-contained HTML: the Dagster UI links there),
 ``/openapi.json``, ``/docs`` and ``/redoc`` (Swagger UI and ReDoc served from the installed
 ``fastapi-offline`` package, not a CDN: they work without internet). Every answer is in the
-prediction log before it is sent (see ``service``); a bad body gets a 422 naming each bad
-field. It prints where it serves, and logs each request (uvicorn's access log, INFO).
+prediction log before it is sent (see ``service``). Bodies and paths are the readings' pydantic
+models (``readings.schema``, generated from the physical bounds): FastAPI answers a bad one
+with its 422 list, one entry per bad field, and writes the OpenAPI schema from them. It prints
+where it serves, and logs each request (uvicorn's access log, INFO).
 
 Security defaults (``_Guard``): with ``WINE_API_TOKEN`` set, every request but ``GET /health``
 needs ``Authorization: Bearer <token>`` (programs) or HTTP Basic with the token as password
@@ -17,10 +19,6 @@ needs ``Authorization: Bearer <token>`` (programs) or HTTP Basic with the token 
 ``WWW-Authenticate``. ``wine-api`` refuses to bind anything but loopback without a token (exit
 2). A body larger than ``WINE_API_MAX_BODY_BYTES`` (default 8 MiB: a 10 000-wine batch is
 ~2.6 MB) gets a 413, from its Content-Length or, chunked, once the bytes read pass the limit.
-
-Bodies are parsed by hand rather than by a pydantic model so that the one validation of a wine
-(``wine_input.parse_wine``, i.e. the readings' ``parse_reading``) applies; the OpenAPI schema
-is generated from the same bounds.
 """
 
 import argparse
@@ -35,18 +33,26 @@ import re
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import dagster as dg
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from platform_core.model_store import ModelStoreResource
 from platform_core.storage import PlatformStorage
-from wine_assets.monitoring.assets import REPORT_PREFIX, is_report_address, summary_keys
+from wine_assets.monitoring.assets import (
+    REPORT_HOUR_PATTERN,
+    REPORT_POSITIONS_PATTERN,
+    REPORT_PREFIX,
+    summary_keys,
+)
 from wine_assets.monitoring.page import PAGE_HTML
 from wine_assets.monitoring.prediction_log import (
     LogUnavailableError,
@@ -59,46 +65,76 @@ from wine_assets.monitoring.service import (
     PredictionBatcher,
     new_request_id,
 )
-from wine_assets.monitoring.wine_input import (
-    WineValidationError,
-    parse_batch,
-    parse_wine,
-    wine_json_schema,
-)
 from wine_assets.quality.model import GOOD_THRESHOLD
 from wine_assets.readings.resource import ReadingsStoreResource
-from wine_assets.readings.schema import check_barrel_id
+from wine_assets.readings.schema import BarrelId, Wine, WineType
 from wine_assets.readings.store import open_store
 
-_PREDICTION = {
-    "type": "object",
-    "properties": {
-        "request_id": {"type": "string"},
-        "model_version": {"type": "integer"},
-        "predicted_quality": {"type": "number", "description": "0-10, not rounded"},
-        "good": {"type": "boolean", "description": f"predicted_quality >= {GOOD_THRESHOLD}"},
-        "p_good": {
-            "type": ["number", "null"],
-            "description": f"calibrated probability that the wine's quality is >= {GOOD_THRESHOLD} "
-            "(per wine "
-            "type, isotonic on out-of-fold predictions); null for a model without calibration",
-        },
-        "interval_90": {
-            "type": ["array", "null"],
-            "items": {"type": "number"},
-            "description": "[low, high]: 90 % conformal prediction interval of the quality",
-        },
-    },
-}
-_ERRORS = {
-    422: {"description": "Invalid body: one entry per bad field (loc, field, msg)."},
-    503: {"description": "No champion model, or the prediction log cannot be written; "
-          "nothing was answered."},
+#: Most wines ``POST /batch`` takes in one request.
+MAX_BATCH = 10_000
+Wines = Annotated[list[Wine], Field(min_length=1, max_length=MAX_BATCH)]  # type: ignore[valid-type]
+
+
+class WineBatch(BaseModel):
+    """A batch as an object: {"wines": [...]}."""
+
+    model_config = ConfigDict(extra="forbid")
+    wines: Wines
+
+
+#: A batch: a JSON array of wines or ``{"wines": [...]}`` (the JSON type picks the form, so a
+#: bad wine is reported once, under the form sent).
+Batch = Annotated[
+    Annotated[Wines, Tag("array")] | Annotated[WineBatch, Tag("object")],
+    Discriminator(lambda body: "array" if isinstance(body, list) else "object"),
+]
+
+
+class Score(BaseModel):
+    """One wine's answer."""
+
+    predicted_quality: float = Field(description="0-10, not rounded")
+    good: bool = Field(description=f"predicted_quality >= {GOOD_THRESHOLD}")
+    p_good: float | None = Field(
+        description=f"calibrated probability that the wine's quality is >= {GOOD_THRESHOLD} "
+        "(per wine type, isotonic on out-of-fold predictions); null for a model without "
+        "calibration"
+    )
+    interval_90: Annotated[list[float], Field(min_length=2, max_length=2)] | None = Field(
+        description="[low, high]: 90 % conformal prediction interval of the quality"
+    )
+
+
+class Scored(Score):
+    request_id: str
+    model_version: int
+
+
+class BarrelScore(Scored):
+    barrel_id: str
+    reading_seq: int
+    reading_updated_at: str | None
+    wine_type: WineType
+
+
+class BatchScores(BaseModel):
+    request_id: str
+    model_version: int
+    logged_at: str = Field(description="when the prediction log committed the batch (ISO 8601)")
+    predictions: list[Score]
+
+
+class Detail(BaseModel):
+    detail: str
+
+
+_UNAVAILABLE = {
+    503: {"model": Detail, "description": "No champion model, or the prediction log (or the "
+          "readings store) cannot be used; nothing was answered."},
 }  # fmt: skip
-
-
-def _body_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+_NOT_FOUND = {404: {"model": Detail, "description": "Not in the store."}}
+#: Bodies: a 400 from FastAPI for bytes that are not UTF-8 (JSON that does not parse is a 422).
+_BODY = {**_UNAVAILABLE, 400: {"model": Detail, "description": "The body is not UTF-8 text."}}
 
 
 def _json(content: Any, status: int = 200, request_id: str | None = None) -> Response:
@@ -106,17 +142,6 @@ def _json(content: Any, status: int = 200, request_id: str | None = None) -> Res
     return Response(
         json.dumps(content), status_code=status, media_type="application/json", headers=headers
     )
-
-
-async def _read_json(request: Request) -> Any:
-    body = await request.body()
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise WineValidationError(
-            [{"loc": ["body"], "field": "(body)", "msg": f"invalid JSON: {exc}",
-              "type": "json_invalid"}]
-        ) from exc  # fmt: skip
 
 
 #: The variable holding the API token (unset or empty: no token, loopback only).
@@ -127,10 +152,6 @@ MAX_BODY_VAR = "WINE_API_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 #: Requests answered without a token (a load balancer's or compose's health probe).
 OPEN_PATHS = {("GET", "/health"), ("HEAD", "/health")}
-
-
-class _BodyTooLargeError(Exception):
-    """Raised from ``receive`` once a streamed body passes the limit."""
 
 
 class _Guard:
@@ -174,28 +195,18 @@ class _Guard:
             await _send_json(send, 413, too_large, [(b"connection", b"close")])
             return
         read = 0
-        started = False
 
         async def counted_receive() -> Message:
+            # FastAPI turns an HTTPException raised while it reads the body into the answer.
             nonlocal read
             message = await receive()
             if message["type"] == "http.request":
                 read += len(message.get("body", b""))
                 if read > self.max_body_bytes:
-                    raise _BodyTooLargeError
+                    raise HTTPException(413, too_large["detail"], {"connection": "close"})
             return message
 
-        async def watched_send(message: Message) -> None:
-            nonlocal started
-            started |= message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, watched_send)
-        except _BodyTooLargeError:
-            if started:
-                raise
-            await _send_json(send, 413, too_large, [(b"connection", b"close")])
+        await self.app(scope, counted_receive, send)
 
 
 async def _send_json(
@@ -257,9 +268,12 @@ def create_app(
     app.state.batcher = batcher
     app.add_middleware(_Guard, token=token or None, max_body_bytes=max_body_bytes)
 
-    @app.exception_handler(WineValidationError)
-    async def invalid(request: Request, exc: WineValidationError) -> JSONResponse:
-        return JSONResponse({"detail": exc.errors}, status_code=422)
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's 422 list without the echoed input: a NaN that Python's JSON parsed is not
+        # valid JSON to answer with, and a bad batch need not be sent back.
+        detail = [{k: e[k] for k in ("type", "loc", "msg")} for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(LogUnavailableError)
     async def log_down(request: Request, exc: LogUnavailableError) -> JSONResponse:
@@ -270,56 +284,35 @@ def create_app(
     async def no_model(request: Request, exc: NoChampionError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
-    @app.post(
-        "/predict",
-        summary="Score one wine",
-        openapi_extra=_body_schema(wine_json_schema()),
-        responses={200: {"content": {"application/json": {"schema": _PREDICTION}}}, **_ERRORS},
-    )
-    async def predict(request: Request) -> Response:
-        wine = parse_wine(await _read_json(request))
+    @app.post("/predict", summary="Score one wine", response_model=Scored, responses=_BODY)
+    async def predict(wine: Wine) -> Response:  # type: ignore[valid-type]
         request_id = new_request_id()
-        scored = await batcher.score([wine], "predict", request_id)
+        scored = await batcher.score([wine.model_dump()], "predict", request_id)
         body = {"request_id": request_id, "model_version": scored.model_version, **scored.item(0)}
         return _json(body, request_id=request_id)
 
-    @app.post(
-        "/batch",
-        summary="Score many wines",
-        openapi_extra=_body_schema(
-            {
-                "oneOf": [
-                    {"type": "array", "items": wine_json_schema(), "minItems": 1},
-                    {
-                        "type": "object",
-                        "properties": {"wines": {"type": "array", "items": wine_json_schema()}},
-                        "required": ["wines"],
-                    },
-                ]
-            }
-        ),
-        responses=_ERRORS,
-    )
-    async def batch(request: Request) -> Response:
-        wines = parse_batch(await _read_json(request))
+    @app.post("/batch", summary="Score many wines", response_model=BatchScores, responses=_BODY)
+    async def batch(body: Batch) -> Response:
+        wines = [w.model_dump() for w in (body if isinstance(body, list) else body.wines)]
         request_id = new_request_id()
         scored = await batcher.score(wines, "batch", request_id)
-        body = {
+        answer = {
             "request_id": request_id,
             "model_version": scored.model_version,
             "logged_at": scored.logged_at.isoformat(),
             "predictions": [scored.item(i) for i in range(len(wines))],
         }
-        return _json(body, request_id=request_id)
+        return _json(answer, request_id=request_id)
 
-    @app.get("/barrels/{barrel_id}/quality", summary="Score a barrel's current reading")
-    async def barrel_quality(barrel_id: str, request: Request) -> Response:
-        problem = check_barrel_id(barrel_id)
-        if problem:
-            raise WineValidationError(
-                [{"loc": ["path", "barrel_id"], "field": "barrel_id", "msg": problem,
-                  "type": "value_error"}]
-            )  # fmt: skip
+    @app.get(
+        "/barrels/{barrel_id}/quality",
+        summary="Score a barrel's current reading",
+        response_model=BarrelScore,
+        responses={**_NOT_FOUND, **_UNAVAILABLE},
+    )
+    async def barrel_quality(
+        barrel_id: Annotated[BarrelId, Path(examples=["barrel-0001"])], request: Request
+    ) -> Response:
         store = request.app.state.readings
         if store is None:
             return _json({"detail": "no readings store configured"}, 503)
@@ -340,7 +333,12 @@ def create_app(
         }
         return _json(body, request_id=request_id)
 
-    @app.get("/health", summary="Champion and prediction log reachable")
+    @app.get(
+        "/health",
+        summary="Champion and prediction log reachable",
+        responses={503: {"description": "The champion or the prediction log is unavailable "
+                         "(the same fields, saying which)."}},
+    )  # fmt: skip
     async def health() -> Response:
         status: dict[str, Any] = {"status": "ok"}
         try:
@@ -368,13 +366,13 @@ def create_app(
         "/reports/{hour}/{positions}",
         response_class=HTMLResponse,
         summary="One drift report (Eurybia's self-contained HTML)",
+        # a JSON 404 on an HTML route: its content type said here (a model would say HTML)
+        responses={404: {"content": {"application/json": {"schema": Detail.model_json_schema()}}}},
     )
-    async def report(hour: str, positions: str) -> Response:
-        if not is_report_address(hour, positions):
-            raise WineValidationError(
-                [{"loc": ["path"], "field": "hour/positions", "type": "value_error",
-                  "msg": "expected /reports/YYYY-MM-DDTHH00Z/FIRST-LAST (or .../hour)"}]
-            )  # fmt: skip
+    async def report(
+        hour: Annotated[str, Path(pattern=REPORT_HOUR_PATTERN, examples=["2024-06-01T1400Z"])],
+        positions: Annotated[str, Path(pattern=REPORT_POSITIONS_PATTERN, examples=["1-250"])],
+    ) -> Response:
         key = f"{REPORT_PREFIX}/{hour}/{positions}/report.html"
         if not await run_in_threadpool(storage.exists, key):
             return _json({"detail": f"no drift report {hour}/{positions}"}, 404)

@@ -46,8 +46,10 @@ HOUR_KEY_FORMAT = "%Y-%m-%d-%H:00"
 POSITIONS_TAG = "wine/drift_positions"
 #: Label of a report over every row of its hour (a run without POSITIONS_TAG).
 WHOLE_HOUR = "hour"
-_HOUR_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}00Z$")
-_LABEL = re.compile(r"^(?:[1-9]\d*-[1-9]\d*|hour)$")
+#: What ``/reports/<hour>/<positions>`` accepts (the service's path patterns): an hour folder
+#: (``hour_folder_name``) and a report label (``first-last`` or ``hour``).
+REPORT_HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}00Z$"
+REPORT_POSITIONS_PATTERN = r"^(?:[1-9]\d*-[1-9]\d*|hour)$"
 
 
 def _finite(value: float) -> float | None:
@@ -83,11 +85,6 @@ def report_folder(start: datetime, label: str) -> str:
 
 def latest_key(start: datetime) -> str:
     return f"{window_folder(start)}/latest.json"
-
-
-def is_report_address(hour_folder: str, label: str) -> bool:
-    """Whether ``/reports/<hour_folder>/<label>`` names a report (nothing else is read)."""
-    return bool(_HOUR_FOLDER.match(hour_folder) and _LABEL.match(label))
 
 
 @dataclass(frozen=True)

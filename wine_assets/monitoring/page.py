@@ -93,7 +93,7 @@ document.getElementById("wine-form").addEventListener("submit", async (event) =>
   }} else if (response.status === 422) {{
     result.textContent = "Please correct the highlighted values.";
     for (const error of body.detail) {{
-      const slot = document.getElementById("err-" + error.field);
+      const slot = document.getElementById("err-" + error.loc[error.loc.length - 1]);
       if (slot) slot.textContent = error.msg;
     }}
   }} else {{

@@ -1,8 +1,10 @@
-"""The current reading of a barrel sensor, its validation, and the model's prediction.
+"""The reading of a barrel sensor and the wine it measures, validated by pydantic models.
 
 A barrel's sensor reports the 11 UCI physico-chemical features plus the wine's temperature.
-Validation is strict and reports *every* problem of a reading at once (``"ph: 7.5 is outside
-the physical bounds [2.0, 5.0]"``), so a sensor integrator fixes a payload in one round trip.
+``PHYSICAL_BOUNDS`` is the one table of plausible values; the models ``Wine`` (what the
+prediction service scores, also its OpenAPI schema) and ``ReadingModel`` (what the readings
+store accepts) are generated from it, so the store and the service cannot disagree. Validation
+reports *every* problem of a reading at once, so an integrator fixes a payload in one round trip.
 
 Numbers must be numbers. The old system kept DynamoDB values as strings; accepting ``"7.4"``
 here would keep that format alive and hide upstream bugs (``"7,4"`` from a comma locale,
@@ -15,21 +17,31 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from wine_assets.features import FEATURES, WINE_TYPES
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+)
+
+from wine_assets.features import FEATURES, UNITS
 
 __all__ = [
     "NUMERIC_FIELDS",
     "PHYSICAL_BOUNDS",
-    "READING_FIELDS",
+    "BarrelId",
     "InvalidReadingError",
     "Prediction",
     "Reading",
+    "ReadingModel",
+    "Wine",
     "parse_reading",
 ]
 
@@ -70,13 +82,69 @@ PHYSICAL_BOUNDS: dict[str, tuple[float, float]] = {
 
 #: The numeric fields of a reading, in storage order.
 NUMERIC_FIELDS: tuple[str, ...] = (*FEATURES, "temperature_c")
-#: Fields a caller supplies; ``seq``/``updated_at`` are assigned by the store.
-READING_FIELDS: tuple[str, ...] = ("barrel_id", "wine_type", *NUMERIC_FIELDS)
-_STORE_FIELDS = ("seq", "updated_at")
-_KNOWN_FIELDS = frozenset((*READING_FIELDS, *_STORE_FIELDS))
-
 BARREL_ID_MAX_LEN = 64
-_BARREL_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _got(value: object) -> str:
+    """Short repr so one message stays one line."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value: Any) -> float:
+    """A number as a float; numeric strings, bools and non-finite values are refused, with why."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got the string {_got(value)}") from None
+        raise ValueError(
+            f"expected a number, got the numeric string {_got(value)}: send numbers as "
+            "JSON/Python numbers (string-encoded values are the old system's format)"
+        )
+    # numbers.Real covers int, float and numpy numbers (not numpy.bool); Decimal is boto3's.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | Decimal):
+        raise ValueError(f"expected a number, got {type(value).__name__} {_got(value)}")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # Decimal('sNaN'), huge ints
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"must be a finite number, got {_got(value)}")
+    return number
+
+
+def _bounded(name: str, unit: str) -> Any:
+    """A float inside ``PHYSICAL_BOUNDS[name]`` (the Field before the validator, so the JSON
+    schema says ``minimum``/``maximum``)."""
+    low, high = PHYSICAL_BOUNDS[name]
+    return Annotated[float, Field(ge=low, le=high, description=unit), BeforeValidator(_number)]
+
+
+#: A barrel id: what a sensor gateway and the service's ``/barrels/{barrel_id}`` path accept.
+BarrelId = Annotated[
+    str,
+    StringConstraints(
+        strict=True, min_length=1, max_length=BARREL_ID_MAX_LEN, pattern=r"^[A-Za-z0-9_-]+$"
+    ),
+]
+#: A wine to score: its type and the 11 features, each inside its physical bounds.
+Wine = create_model(
+    "Wine",
+    __config__=ConfigDict(extra="forbid"),
+    wine_type=(WineType, ...),
+    **{name: (_bounded(name, UNITS[name]), ...) for name in FEATURES},
+)
+#: A barrel's reading: its wine, barrel id and temperature; ``seq``/``updated_at`` are set
+#: by the store (kept when a stored reading is validated again).
+ReadingModel = create_model(
+    "Reading",
+    __base__=Wine,
+    barrel_id=(BarrelId, ...),
+    temperature_c=(_bounded("temperature_c", "°C"), ...),
+    seq=(Annotated[int, Field(ge=0, strict=True)] | None, None),
+    updated_at=(Annotated[str, Field(strict=True)] | None, None),
+)
 
 
 @dataclass(frozen=True)
@@ -146,110 +214,23 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{where}{error['field']}: {error['message']}"
 
 
-def _got(value: object) -> str:
-    """Short repr so one message stays one line."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _is_number_type(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    # numbers.Real covers int, float and numpy numbers (not numpy.bool); Decimal is what
-    # boto3 hands back.
-    return isinstance(value, numbers.Real | Decimal)
-
-
-def _check_number(name: str, value: Any) -> tuple[float | None, str | None]:
-    """The value as a float, or an error message."""
-    if isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return None, f"expected a number, got the string {_got(value)}"
-        return None, (
-            f"expected a number, got the numeric string {_got(value)}: send numbers as "
-            "JSON/Python numbers (string-encoded values are the old system's format)"
-        )
-    if value is None:
-        return None, "expected a number, got None"
-    if not _is_number_type(value):
-        return None, f"expected a number, got {type(value).__name__} {_got(value)}"
-    try:
-        number = float(value)
-    except (ValueError, OverflowError):  # Decimal('sNaN'), huge ints
-        return None, f"must be a finite number, got {_got(value)}"
-    if not math.isfinite(number):
-        return None, f"must be finite, got {_got(number)}"
-    low, high = PHYSICAL_BOUNDS[name]
-    if not low <= number <= high:
-        return None, f"{number!r} is outside the physical bounds [{low}, {high}]"
-    return number, None
-
-
-def check_barrel_id(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return f"expected a string, got {type(value).__name__} {_got(value)}"
-    if not value:
-        return "must not be empty"
-    if len(value) > BARREL_ID_MAX_LEN:
-        return f"longer than {BARREL_ID_MAX_LEN} characters ({len(value)})"
-    if not _BARREL_ID.fullmatch(value):
-        return f"only letters, digits, '_' and '-' are allowed, got {_got(value)}"
-    return None
-
-
 def parse_reading(data: Mapping[str, Any] | Reading) -> Reading:
     """Validate a reading payload and return it as a typed ``Reading``.
 
-    Checks every field and raises one ``InvalidReadingError`` naming all bad fields: missing
-    and unknown fields, non-numbers (including bools and numeric strings), NaN/inf, values
-    outside ``PHYSICAL_BOUNDS``, a malformed ``barrel_id`` and an unknown ``wine_type``.
-    ``seq``/``updated_at`` may be present (a reading read back from the store) and are kept.
-    A ``Reading`` instance is re-validated too, since a dataclass does not check its values.
+    Raises one ``InvalidReadingError`` naming every bad field (pydantic's messages): missing
+    and unknown fields, non-numbers, NaN/inf, values outside ``PHYSICAL_BOUNDS``, a malformed
+    ``barrel_id``, an unknown ``wine_type``. A ``Reading`` is validated again, since a
+    dataclass does not check its values.
     """
     if isinstance(data, Reading):
         data = data.to_dict()
-    if not isinstance(data, Mapping):
-        raise InvalidReadingError(
-            [{"field": "(reading)", "message": f"expected a mapping, got {type(data).__name__}"}]
-        )
-    errors: list[dict[str, Any]] = []
-
-    def bad(field: str, message: str) -> None:
-        errors.append({"field": field, "message": message})
-
-    for key in data:
-        if key not in _KNOWN_FIELDS:
-            bad(str(key), "unknown field")
-    values: dict[str, Any] = {}
-    for name in READING_FIELDS:
-        if name not in data:
-            bad(name, "missing")
-            continue
-        value = data[name]
-        if name == "barrel_id":
-            message = check_barrel_id(value)
-        elif name == "wine_type":
-            message = (
-                None if value in WINE_TYPES else f"expected one of {WINE_TYPES}, got {_got(value)}"
-            )
-        else:
-            value, message = _check_number(name, value)
-        if message:
-            bad(name, message)
-        else:
-            values[name] = value
-
-    seq = data.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
-        bad("seq", f"expected a non-negative integer or None, got {_got(seq)}")
-    updated_at = data.get("updated_at")
-    if updated_at is not None and not isinstance(updated_at, str):
-        bad("updated_at", f"expected an ISO timestamp string or None, got {_got(updated_at)}")
-
-    if errors:
-        barrel = data.get("barrel_id")
+    try:
+        return Reading(**ReadingModel.model_validate(data).model_dump())
+    except ValidationError as exc:
+        barrel = data.get("barrel_id") if isinstance(data, Mapping) else None
         prefix = f"invalid reading for {barrel}" if isinstance(barrel, str) else "invalid reading"
-        raise InvalidReadingError(errors, prefix)
-    return Reading(**values, seq=int(seq) if seq is not None else None, updated_at=updated_at)
+        errors = [
+            {"field": ".".join(map(str, e["loc"])) or "(reading)", "message": e["msg"]}
+            for e in exc.errors(include_url=False)
+        ]
+        raise InvalidReadingError(errors, prefix) from None

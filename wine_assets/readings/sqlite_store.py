@@ -191,6 +191,7 @@ class SqliteReadingsStore(ReadingsStore):
         return seqs
 
     def get(self, barrel_id: str) -> Reading | None:
+        self._ensure_schema()  # a store with no tables yet holds no barrel (None, not an error)
         rows = self._query(f"{_SELECT_READING} WHERE barrel_id = ?", (barrel_id,))
         return _reading(rows[0]) if rows else None
 
