@@ -1,14 +1,14 @@
-"""Batch scoring throughput: the barrel_quality_predictions asset vs the bare model.
+"""Batch scoring throughput: the barrel scorer catching up vs the bare model.
 
-Seeds ``--rows`` barrels into a fresh SQLite readings store (UCI rows, resampled), trains and
-promotes a champion, materializes one snapshot partition, then times materializing
-``barrel_quality_predictions`` for it (``rows_per_s``: load snapshot, find changed barrels,
-predict, write predictions back to the store and to parquet) and ``wine_model.predict`` on
-the same rows in the same process (``bare_rows_per_s``: the forest's own ``predict`` behind
-it). Goal: ratio >= 0.8. ``load_s``: reading the champion's files with their sha256 check and
-loading them (skops), imports already done; goal <= 1 s.
+Seeds ``--rows`` barrels into a fresh SQLite readings store (UCI rows, resampled) and
+promotes a champion, then times the barrel scorer (``wine-scorer``'s ``BarrelScorer``) scoring
+every reading from position 0, page by page, as it does after an outage (``rows_per_s``: read
+the history, screen, predict, commit the ledger, the write-back and the position), and
+``wine_model.predict`` on the same rows in the same process (``bare_rows_per_s``: the forest's
+own ``predict`` behind it). Goal: ratio >= 0.8. ``load_s``: reading the champion's files with
+their sha256 check and loading them (skops), imports already done; goal <= 1 s.
 
-With ``--repeats N`` both sides run N times, alternating (a repeat re-scores the same partition:
+With ``--repeats N`` both sides run N times, alternating (a repeat starts from an empty ledger:
 the store then updates its predictions instead of inserting them), and each side's best time
 counts: on a shared 2-core machine single runs of either side vary by 10-15 %.
 
@@ -18,12 +18,12 @@ counts: on a shared 2-core machine single runs of either side vary by 10-15 %.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 from figures import emit
 
@@ -31,34 +31,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def measure(rows: int, batch: int, repeats: int) -> dict:
+    import pandas as pd
+
     from platform_core.model_store import ModelStoreResource
     from platform_core.registry import ModelRegistry
     from platform_core.storage import PlatformStorage
-    from platform_core.tables import ParquetTableIOManager
     from wine_assets.features import FEATURES, read_uci
     from wine_assets.quality import model as wine_model
     from wine_assets.quality.assets import register_champion
-    from wine_assets.quality.snapshot import (
-        MODEL_NAME,
-        barrel_quality_predictions,
-        snapshot_key,
-        snapshot_partitions,
-        wine_sensor_snapshot,
-    )
-    from wine_assets.quality.training import wine_training_data
-    from wine_assets.readings.resource import ReadingsStoreResource
+    from wine_assets.quality.consumer import BarrelScorer, ChampionSource
+    from wine_assets.quality.ledger import open_ledger
+    from wine_assets.quality.snapshot import MODEL_NAME
     from wine_assets.readings.schema import Reading
     from wine_assets.readings.store import open_store
 
-    with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
+    with tempfile.TemporaryDirectory() as tmp:
         storage = PlatformStorage.local(f"{tmp}/storage")
         url = f"sqlite:///{tmp}/readings.db"
-        resources = {
-            "storage": storage,
-            "io_manager": ParquetTableIOManager(storage=storage),
-            "model_store": ModelStoreResource(storage=storage),
-            "readings_store": ReadingsStoreResource(url=url),
-        }
         uci = read_uci()
         registry = ModelRegistry(storage, MODEL_NAME)
         mv = register_champion(storage, uci, "benchmark")
@@ -84,40 +73,30 @@ def measure(rows: int, batch: int, repeats: int) -> dict:
                         )
                     ]
                 )
-            key = snapshot_key(store.max_seq())
+            readings = pd.DataFrame([r.to_dict() for r in store.history(0, store.max_seq())])
         seed_s = time.perf_counter() - t0
-        instance.add_dynamic_partitions(snapshot_partitions.name, [key])
-        assets = [wine_training_data, wine_sensor_snapshot, barrel_quality_predictions]
-        dg.materialize(
-            assets,
-            selection=["wine_sensor_snapshot"],
-            partition_key=key,
-            resources=resources,
-            instance=instance,
-            raise_on_error=True,
-        )
-        snap_path = f"tables/wine_sensor_snapshot/{key}.parquet"
         asset_times, bare_times, load_times = [], [], []
         for _ in range(repeats):
+            with sqlite3.connect(f"{tmp}/readings.db") as conn:  # an empty ledger, position 0
+                conn.execute("DROP TABLE IF EXISTS scoring_log")
+                conn.execute("DELETE FROM meta WHERE key = 'scorer_cursor'")
             t0 = time.perf_counter()
-            result = dg.materialize(
-                assets,
-                selection=["barrel_quality_predictions"],
-                partition_key=key,
-                resources=resources,
-                instance=instance,
-            )
+            with open_store(url) as store:
+                ledger = open_ledger(store)
+                source = ChampionSource(ModelStoreResource(storage=storage))
+                scorer = BarrelScorer(store, ledger, source.current, page=100_000)
+                scored = 0
+                while added := scorer.step():
+                    scored += added
+                ledger.close()
             asset_times.append(time.perf_counter() - t0)
-            scored = len(result.output_for_node("barrel_quality_predictions"))
-            del result
-            snap = storage.read_parquet(snap_path)
+            snap = readings
             t0 = time.perf_counter()  # the bare model: load the champion's files and predict
             loaded = wine_model.from_files(registry.verify(mv))
             load_times.append(time.perf_counter() - t0)
             wine_model.predict(loaded, snap)
             bare_times.append(time.perf_counter() - t0)
             del loaded
-            del snap
         asset_s, bare_s = min(asset_times), min(bare_times)
     return {
         "rows": rows,

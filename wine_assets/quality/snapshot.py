@@ -18,6 +18,7 @@ day before once it has closed) writes the day's tables from the ledger and runs 
 * ``barrels_fresh`` (WARN, today only): every barrel reported within ``freshness_s``.
 """
 
+import functools
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -40,6 +41,7 @@ history_partitions = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_o
 _TAIL = 1000
 
 
+@functools.lru_cache(maxsize=4096)
 def reading_day(updated_at: str) -> str:
     """The UTC day (``YYYY-MM-DD``) of a stored ``updated_at``: a reading's partition."""
     moment = datetime.fromisoformat(updated_at)
