@@ -159,14 +159,20 @@ class Topology:
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         return graphql(self.webserver_url, query, variables, timeout_s=30)
 
-    def launch(self, location: str, job: str, run_config: dict | None = None) -> str:
-        """Submit ``job`` through the webserver (queued; the daemon starts it); the run id."""
+    def launch(
+        self, location: str, job: str, run_config: dict | None = None, partition: str = ""
+    ) -> str:
+        """Submit ``job`` (of ``partition``) through the webserver (queued; the daemon starts
+        it); the run id."""
         from dagster_graphql import DagsterGraphQLClient
 
         host, _, port = self.webserver_url.removeprefix("http://").partition(":")
         client = DagsterGraphQLClient(host, port_number=int(port))
         return client.submit_job_execution(
-            job, repository_location_name=location, run_config=run_config or {}
+            job,
+            repository_location_name=location,
+            run_config=run_config or {},
+            tags={"dagster/partition": partition} if partition else None,
         )
 
     def run_status(self, run_id: str) -> str:
