@@ -1,7 +1,8 @@
 """Dagster's own bookkeeping, bounded: old successful runs of the high-frequency jobs go.
 
-Barrel scoring starts a run per change of the readings (``barrel_snapshot``: about 8 600 a
-day at one change every 10 s) and drift reports one per burst; kept forever, their run rows
+The barrel history starts up to 25 runs a day (``barrel_snapshot``: today's partition
+hourly, yesterday's close; the scoring itself runs outside Dagster runs, in ``wine-scorer``)
+and drift reports one per burst; kept forever, their run rows
 and event logs make the instance's database grow without end and its run lists slow. The
 ``dagster_housekeeping`` job (daily schedule, on by default) deletes, through Dagster's public
 API (``instance.get_run_records`` + ``instance.delete_run``), the runs of those jobs that
@@ -13,7 +14,7 @@ of any other job.
 
 What deleting a run means: Dagster deletes the run **and its event log**, which holds the
 asset materializations, check evaluations and observations the run recorded. So for those
-runs' partitions (snapshot ``seq-N``, drift hours) the asset's history disappears from the
+runs' partitions (barrel history days, drift hours) the asset's history disappears from the
 UI: a partition's page shows no materialization or metadata, the Events and Plots tabs start
 at the retention horizon, ``fetch_materializations`` no longer returns them (the partition
 bar still counts them materialized: Dagster's status cache is incremental and does not see
