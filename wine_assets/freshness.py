@@ -8,9 +8,10 @@ A stopped daemon cannot mark anything: the UI keeps the last state it wrote and 
 daemon without heartbeat (*Deployment* → *Daemons*).
 
 * ``SCORING`` (``wine_sensor_snapshot``, ``barrel_quality_predictions``): readings change
-  every ~10 s and each change is scored within seconds, so 5 minutes without a snapshot is
-  odd (WARN) and 15 an outage (FAIL): the readings sensor stopped, the scoring lane stuck, no
-  champion, or no barrel sending (``SIMULATE=0 make dev`` shows that after 15 minutes).
+  every ~10 s and the barrel scorer reports its work on today's partition every minute, so 5
+  minutes without a materialization is odd (WARN) and 15 an outage (FAIL): ``wine-scorer``
+  stopped, no champion, or no barrel sending (``SIMULATE=0 make dev`` shows that after 15
+  minutes).
 * ``DRIFT`` (``wine_drift_report``): one report per burst of API predictions, at least hourly
   while a trickle arrives (``DRIFT_REPORT_MAX_WAIT_S``); none for a day means the drift sensor
   is stopped or the prediction service got no traffic, both worth a look.
