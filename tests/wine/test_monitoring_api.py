@@ -199,9 +199,12 @@ def test_barrel_quality_scores_the_current_reading(service, readings_url):
     assert rows.loc[rows["request_id"] == body["request_id"], "alcohol"].tolist() == [13.0]
 
 
-def test_a_readings_store_without_tables_has_no_barrel(champion_storage, tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "dynamodb"])
+def test_a_readings_store_without_tables_has_no_barrel(
+    champion_storage, tmp_path, request, backend
+):
     """A store nothing was written to yet (no tables): a 404 as the schema says, not a 500."""
-    empty = f"sqlite:///{tmp_path / 'never-written.db'}"
+    empty = request.getfixturevalue(f"{backend}_url")  # a new file / a table never created
     with running_service(champion_storage, f"sqlite:///{tmp_path / 'log.db'}", empty) as url:
         for _ in range(2):
             response = requests.get(f"{url}/barrels/0/quality", timeout=10)

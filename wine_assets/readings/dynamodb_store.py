@@ -537,7 +537,10 @@ class DynamoDbReadingsStore(ReadingsStore):
     # -- reads --------------------------------------------------------------------------
 
     def get(self, barrel_id: str) -> Reading | None:
-        item = self._get_item(barrel_id)
+        try:
+            item = self._get_item(barrel_id)
+        except self._client.exceptions.ResourceNotFoundException:
+            return None  # a store with no tables yet holds no barrel (as on SQLite)
         return _reading(item) if item else None
 
     def _get_item(self, barrel_id: str) -> dict[str, Any] | None:
