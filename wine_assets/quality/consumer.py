@@ -32,7 +32,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -386,7 +386,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s wine-scorer %(message)s")
+    # Its own lines only: the root logger would also print the instance's storage set-up.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s wine-scorer %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -401,10 +406,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(scorer, args.poll, lambda: stopping)
     log.info("stopped")
     return 0
-
-
-def _iter_days(rows: Sequence[LedgerRow]) -> Iterator[str]:
-    return iter(sorted({r.day for r in rows}))
 
 
 if __name__ == "__main__":
