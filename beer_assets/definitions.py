@@ -3,9 +3,9 @@
 import dagster as dg
 
 from beer_assets.ibu.assets import (
-    MODEL_NAME,
-    candidate_promotion,
+    candidate_gate,
     ibu_model_candidate,
+    ibu_model_champion,
     ibu_predictions,
 )
 from beer_assets.ingest.assets import punkapi_raw_beers, validated_beers
@@ -13,7 +13,6 @@ from beer_assets.ingest.checks import ingest_checks
 from beer_assets.punkapi.resource import PunkApiResource
 from platform_core.alerts import alert_sensors, alert_webhook_resource
 from platform_core.automation import automation_sensor
-from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
 from platform_core.run_tags import BACKGROUND, lane_tags, run_tags
 from platform_core.settings import default_punk_api_url, int_setting, setting
@@ -45,9 +44,15 @@ punkapi_poll_schedule = dg.ScheduleDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[punkapi_raw_beers, validated_beers, ibu_model_candidate, ibu_predictions],
-    asset_checks=[*ingest_checks, candidate_promotion],
-    jobs=[punkapi_poll_job, punkapi_crawl_job, approval_job(MODEL_NAME)],
+    assets=[
+        punkapi_raw_beers,
+        validated_beers,
+        ibu_model_candidate,
+        ibu_model_champion,
+        ibu_predictions,
+    ],
+    asset_checks=[*ingest_checks, candidate_gate],
+    jobs=[punkapi_poll_job, punkapi_crawl_job],
     schedules=[punkapi_poll_schedule],
     sensors=[
         automation_sensor("beer"),

@@ -20,7 +20,8 @@ class ModelStoreResource(dg.ConfigurableResource):
     approval: str = Field(
         default="auto",
         description="'auto': a better candidate becomes champion at once; 'manual': it waits "
-        "as pending_approval until `platform-models approve NAME VERSION`.",
+        "as pending_approval until a person materializes the model's champion asset with "
+        "run config {version, approver}.",
     )
     min_improvement: float = Field(
         default=0.0, description="How much lower the candidate's CV error must be."
@@ -29,15 +30,18 @@ class ModelStoreResource(dg.ConfigurableResource):
     def registry(self, name: str) -> ModelRegistry:
         return ModelRegistry(self.storage, name)
 
-    def champion_files(self, name: str) -> tuple[ModelVersion, dict[str, bytes]]:
+    def champion_files(
+        self, name: str, champion_asset: str = "its champion asset"
+    ) -> tuple[ModelVersion, dict[str, bytes]]:
         """The champion of ``name`` and its files, verified against the recorded checksums."""
         registry = self.registry(name)
         champion = registry.champion()
         if champion is None:
             pending = [v.version for v in registry.versions() if v.status == "pending_approval"]
             hint = (
-                f"; approve one of {pending} (job approve_{name}, or `platform-models approve "
-                f"{name} N`), then re-run this step"
+                f"; approve one of {pending} (materialize {champion_asset} from the Launchpad "
+                f'with run config {{"version": {pending[-1] if pending else "N"}, '
+                '"approver": "<your name>"}), then re-run this step'
             )
             raise dg.Failure(f"{name} has no champion yet" + (hint if pending else ""))
         return champion, registry.verify(champion)
@@ -62,27 +66,3 @@ class ModelStoreResource(dg.ConfigurableResource):
         """A candidate with no score to compare that passed its own checks (the sensor-profile
         model, refitted on new days): the same approval rule as a candidate that wins."""
         return approval_decision(reason, require_approval=self._require_approval())
-
-
-class ApprovalConfig(dg.Config):
-    version: int = Field(description="The pending_approval version to make champion.")
-
-
-def approval_job(model_name: str) -> dg.JobDefinition:
-    """A one-op job (``approve_<model>``) so a person can approve a candidate from the UI."""
-
-    @dg.op(name=f"approve_{model_name}_version")
-    def approve(
-        context: dg.OpExecutionContext, config: ApprovalConfig, model_store: ModelStoreResource
-    ) -> None:
-        mv = model_store.registry(model_name).approve(config.version)
-        context.log.info(f"{mv.label} approved: now {mv.status}")
-
-    @dg.job(
-        name=f"approve_{model_name}",
-        description=f"Approve a pending {model_name} candidate (MODEL_APPROVAL=manual).",
-    )
-    def job() -> None:
-        approve()
-
-    return job

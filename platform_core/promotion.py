@@ -1,10 +1,12 @@
-"""The blocking promotion check shared by every model: candidate → champion, or not.
+"""The candidate's quality gate, shared by every scored model: may it be decided on at all?
 
 A model asset registers its candidate with metrics named ``score`` (lower is better, e.g. CV
 MAE), ``baseline_score`` (the old system's model on the same folds) and, when a champion
 existed, ``champion_score`` (the champion's recipe on the same folds), and puts the version
-in its materialization metadata. The check then verifies the files' checksums and applies
-the promotion rule of the model store.
+in its materialization metadata. The gate (a blocking check on the candidate) verifies the
+files' checksums, the model's own requirement and that the candidate beats the old system; it
+writes nothing. Whether the candidate replaces the champion is the champion asset's decision
+(platform_core/champion.py), which applies the same gate again before deciding.
 """
 
 from collections.abc import Callable
@@ -12,109 +14,83 @@ from collections.abc import Callable
 import dagster as dg
 
 from platform_core.model_store import ModelStoreResource
-from platform_core.registry import ChecksumMismatchError, ModelVersion, Status
+from platform_core.registry import ChecksumMismatchError, ModelRegistry, ModelVersion
 
 SCORE, BASELINE_SCORE, CHAMPION_SCORE = "score", "baseline_score", "champion_score"
+GATE = "candidate_gate"
 
-
-def latest_version(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey) -> int | None:
-    """The model version in ``asset_key``'s newest materialization's metadata, if any."""
-    event = context.instance.get_latest_materialization_event(asset_key)
-    if event is None or event.asset_materialization is None:
-        return None
-    return int(event.asset_materialization.metadata["version"].value)
-
-
-def promotion_result(
-    passed: bool, reason: str, version: int, *, status: str = "", error: bool = False
-) -> dg.AssetCheckResult:
-    """ERROR for broken candidates (tampered, no better than the old system); a candidate that
-    merely loses to the champion is a WARN: the champion keeps serving predictions."""
-    return dg.AssetCheckResult(
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN,
-        description=reason,
-        metadata={"version": version, "status": str(status or Status.REJECTED)},
-    )
-
-
-#: A model's own promotion requirement: the reason to refuse a candidate, or None.
+#: A model's own requirement on a candidate: the reason to refuse it, or None.
 Requirement = Callable[[ModelVersion], str | None]
 
 
-def promote(
-    model_store: ModelStoreResource,
-    model_name: str,
-    version: int,
-    baseline_label: str,
+def latest_version(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, field: str = "version"
+) -> int | None:
+    """The model version in ``asset_key``'s newest materialization's metadata, if any."""
+    event = instance.get_latest_materialization_event(asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get(field)
+    return None if value is None else int(value.value)
+
+
+def gate_problems(
+    registry: ModelRegistry,
+    candidate: ModelVersion,
+    baseline_label: str | None,
     requirement: Requirement | None = None,
-) -> dg.AssetCheckResult:
-    """Decide once for ``version`` and record the decision in the registry. ``requirement``
-    (e.g. the wine model's interval coverage) refuses a candidate as ERROR, like a checksum."""
-    registry = model_store.registry(model_name)
-    candidate = registry.get(version)
-    if candidate.status != Status.CANDIDATE:  # decided earlier: report, do not decide twice
-        return promotion_result(
-            candidate.status != Status.REJECTED,
-            candidate.history[-1]["reason"],
-            candidate.version,
-            status=candidate.status,
-        )
+) -> list[str]:
+    """Why ``candidate`` must not be decided on (tampered files, its model's requirement, no
+    better than the old system), each as a sentence; empty when it passes."""
     try:
         registry.verify(candidate)
     except ChecksumMismatchError as exc:
-        registry.set_status(candidate.version, Status.REJECTED, str(exc))
-        return promotion_result(False, str(exc), candidate.version, error=True)
+        return [str(exc)]
+    problems = []
     refused = requirement(candidate) if requirement is not None else None
     if refused:
-        registry.set_status(candidate.version, Status.REJECTED, refused)
-        return promotion_result(False, refused, candidate.version, error=True)
+        problems.append(refused)
     m = candidate.metrics
-    if m[SCORE] >= m[BASELINE_SCORE]:
-        reason = (
+    if baseline_label is not None and m[SCORE] >= m[BASELINE_SCORE]:
+        problems.append(
             f"score {m[SCORE]:.4f} is not better than {baseline_label} ({m[BASELINE_SCORE]:.4f})"
         )
-        registry.set_status(candidate.version, Status.REJECTED, reason)
-        return promotion_result(False, reason, candidate.version, error=True)
-    decision = model_store.decide(
-        m[SCORE], m.get(CHAMPION_SCORE), more_data=_more_data(candidate, registry.champion())
-    )
-    registry.set_status(candidate.version, decision.status, decision.reason)
-    return promotion_result(
-        decision.status != Status.REJECTED,
-        decision.reason,
-        candidate.version,
-        status=decision.status,
-    )
+    return problems
 
 
-def _more_data(candidate: ModelVersion, champion: ModelVersion | None) -> bool:
-    if champion is None:
-        return False
-    return candidate.params.get("training_rows", 0) > champion.params.get("training_rows", 0)
-
-
-def build_promotion_check(
-    asset_key: dg.AssetKey, model_name: str, baseline_label: str
+def build_gate_check(
+    asset_key: dg.AssetKey,
+    model_name: str,
+    baseline_label: str,
+    requirement: Requirement | None = None,
+    requirement_text: str = "",
 ) -> dg.AssetChecksDefinition:
-    """``candidate_promotion`` on ``asset_key``: blocking, so nothing scores with a bad model."""
+    """``candidate_gate`` on ``asset_key``: blocking, so a bad candidate never reaches its
+    champion asset (which does not run in the same run when the gate fails)."""
 
     @dg.asset_check(
         asset=asset_key,
-        name="candidate_promotion",
+        name=GATE,
         blocking=True,
-        description="Promote the newest candidate to champion when it beats the champion on "
-        "the same CV folds (or leave it pending approval); refuse files whose checksum does "
-        f"not match and candidates no better than {baseline_label}.",
+        description="The newest candidate's files match their checksums and it beats "
+        f"{baseline_label} on the same CV folds{requirement_text}; else ERROR and its champion "
+        "asset does not run. Writes nothing: the champion asset decides.",
     )
-    def candidate_promotion(
+    def candidate_gate(
         context: dg.AssetCheckExecutionContext, model_store: ModelStoreResource
     ) -> dg.AssetCheckResult:
-        version = latest_version(context, asset_key)
+        version = latest_version(context.instance, asset_key)
         if version is None:
-            return promotion_result(False, "no candidate has been trained yet", -1)
-        result = promote(model_store, model_name, version, baseline_label)
-        context.log.info(f"{model_name}:v{version}: {result.description}")
-        return result
+            return dg.AssetCheckResult(passed=False, description="no candidate trained yet")
+        registry = model_store.registry(model_name)
+        problems = gate_problems(registry, registry.get(version), baseline_label, requirement)
+        description = "; ".join(problems) or "may be decided on by the champion asset"
+        context.log.info(f"{model_name}:v{version}: {description}")
+        return dg.AssetCheckResult(
+            passed=not problems,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=description,
+            metadata={"version": version},
+        )
 
-    return candidate_promotion
+    return candidate_gate

@@ -160,8 +160,11 @@ class ModelRegistry:
         self._save([*versions, mv])
         return mv
 
-    def set_status(self, version: int, status: Status, reason: str) -> ModelVersion:
-        """Change a version's status; a new champion retires the previous one."""
+    def set_status(
+        self, version: int, status: Status, reason: str, by: str | None = None
+    ) -> ModelVersion:
+        """Change a version's status; a new champion retires the previous one. ``by`` names
+        the person who decided (an approval or a rollback), kept in the history."""
         versions = self.versions()
         target = next((v for v in versions if v.version == version), None)
         if target is None:
@@ -173,16 +176,27 @@ class ModelRegistry:
                     v.status = Status.RETIRED
                     v.history.append({"at": _now(), "status": Status.RETIRED, "reason": reason})
         target.status = status
-        target.history.append({"at": _now(), "status": status, "reason": reason})
+        entry = {"at": _now(), "status": status, "reason": reason}
+        target.history.append(entry | ({"by": by} if by else {}))
         self._save(versions)
         return target
 
-    def approve(self, version: int) -> ModelVersion:
+    def approve(self, version: int, by: str | None = None, note: str = "") -> ModelVersion:
         """Human approval of a pending candidate makes it champion."""
         mv = self.get(version)
         if mv.status != Status.PENDING_APPROVAL:
             raise RegistryError(f"{mv.label} is {mv.status}, not pending approval")
-        return self.set_status(version, Status.CHAMPION, "approved")
+        return self.set_status(version, Status.CHAMPION, _with_note("approved", note), by)
+
+    def roll_back(self, version: int, by: str, note: str = "") -> ModelVersion:
+        """Make an earlier champion (now retired) the champion again."""
+        mv = self.get(version)
+        if mv.status != Status.RETIRED:
+            raise RegistryError(
+                f"{mv.label} is {mv.status}: only an earlier champion (retired) can be rolled "
+                "back to"
+            )
+        return self.set_status(version, Status.CHAMPION, _with_note("rolled back to", note), by)
 
     # -- reads ---------------------------------------------------------------------------
     def verify(self, mv: ModelVersion) -> dict[str, bytes]:
@@ -198,6 +212,10 @@ class ModelRegistry:
                 )
             out[file_name] = data
         return out
+
+
+def _with_note(reason: str, note: str) -> str:
+    return f"{reason}: {note}" if note else reason
 
 
 def _now() -> str:

@@ -14,16 +14,15 @@ from platform_core.housekeeping import (
     housekeeping_schedule,
     run_retention_resource,
 )
-from platform_core.model_store import approval_job
 from platform_core.resources import shared_resources
 from platform_core.run_tags import SCORING, lane_tags
 from platform_core.settings import default_readings_store_url, setting
 from wine_assets.monitoring import definitions as monitoring
 from wine_assets.profiles import definitions as profiles
-from wine_assets.quality.assets import candidate_promotion, wine_quality_model_candidate
+from wine_assets.quality.assets import quality_checks, wine_quality_model_candidate
+from wine_assets.quality.champion import wine_quality_champion
 from wine_assets.quality.sensor import build_history_sensor
 from wine_assets.quality.snapshot import (
-    MODEL_NAME,
     barrel_quality_predictions,
     wine_sensor_snapshot,
 )
@@ -40,8 +39,11 @@ snapshot_job = dg.define_asset_job(
 )
 retrain_job = dg.define_asset_job(
     "wine_retrain",
-    selection=dg.AssetSelection.assets(wine_training_data, wine_quality_model_candidate),
-    description="Reload the training data, retrain, and run the registry's promotion check.",
+    selection=dg.AssetSelection.assets(
+        wine_training_data, wine_quality_model_candidate, wine_quality_champion
+    ),
+    description="Reload the training data, retrain, gate the candidate and decide whether it "
+    "becomes champion (wine_quality_champion).",
 )
 
 
@@ -51,11 +53,12 @@ def quality_definitions() -> dg.Definitions:
         assets=[
             wine_training_data,
             wine_quality_model_candidate,
+            wine_quality_champion,
             wine_sensor_snapshot,
             barrel_quality_predictions,
         ],
-        asset_checks=[*training_checks, candidate_promotion],
-        jobs=[snapshot_job, retrain_job, approval_job(MODEL_NAME)],
+        asset_checks=[*training_checks, *quality_checks],
+        jobs=[snapshot_job, retrain_job],
         sensors=[build_history_sensor(snapshot_job), automation_sensor("wine")],
         resources={
             **shared_resources(),

@@ -1,4 +1,4 @@
-"""IBU model: train a candidate, register it, promote it by a blocking check, predict."""
+"""IBU model: train a candidate, gate it, decide its promotion (the champion asset), predict."""
 
 import dagster as dg
 import pandas as pd
@@ -6,18 +6,46 @@ from pydantic import Field
 
 from beer_assets.ibu import model as ibu
 from platform_core.automation import BUILD_WHEN_MISSING
+from platform_core.champion import Headline, build_champion_asset
 from platform_core.model_store import ModelStoreResource
 from platform_core.plots import bar_plot, residual_plot
 from platform_core.promotion import (
     BASELINE_SCORE,
     CHAMPION_SCORE,
     SCORE,
-    build_promotion_check,
+    build_gate_check,
 )
 
 GROUP = "beer_ibu"
 MODEL_NAME = "beer_ibu"
 CANDIDATE = dg.AssetKey("ibu_model_candidate")
+CHAMPION = dg.AssetKey("ibu_model_champion")
+BASELINE_LABEL = "the original IBU model (XGBoost on six columns)"
+
+#: The figures a person reads first, in plain words.
+HEADLINES = [
+    Headline(
+        "cv_mae",
+        "IBU error",
+        "mean absolute difference between predicted and published IBU, repeated 5-fold CV",
+    ),
+    Headline(
+        "baseline_cv_mae",
+        "original IBU model's error",
+        "the same figure for the original IBU model (XGBoost on six columns), same folds",
+    ),
+    Headline(
+        "cv_r2",
+        "share of IBU variation explained",
+        "R², repeated 5-fold CV (1 = perfect, 0 = no better than the mean)",
+        lower_is_better=False,
+    ),
+    Headline(
+        "seed_split_mae",
+        "IBU error on the original split",
+        "mean absolute error on the original IBU model's test split (0.33, seed 42)",
+    ),
+]
 
 
 class TrainConfig(dg.Config):
@@ -107,15 +135,23 @@ def ibu_model_candidate(
     )
 
 
-candidate_promotion = build_promotion_check(
-    CANDIDATE, MODEL_NAME, "the original IBU model (XGBoost on six columns)"
+candidate_gate = build_gate_check(CANDIDATE, MODEL_NAME, BASELINE_LABEL)
+
+ibu_model_champion = build_champion_asset(
+    name=CHAMPION.path[-1],
+    candidate=CANDIDATE,
+    model_name=MODEL_NAME,
+    group_name=GROUP,
+    headlines=HEADLINES,
+    baseline_label=BASELINE_LABEL,
+    description="The IBU model that scores the beers.",
 )
 
 
 @dg.asset(
     group_name=GROUP,
     kinds={"xgboost", "pandas", "parquet"},
-    deps=[CANDIDATE],
+    deps=[CHAMPION],
     automation_condition=BUILD_WHEN_MISSING,
     description="IBU predicted by the champion for every beer; the five beers without a "
     "published IBU get the prediction in ibu_filled.",
@@ -125,7 +161,7 @@ def ibu_predictions(
     beers_clean: pd.DataFrame,
     model_store: ModelStoreResource,
 ) -> dg.Output[pd.DataFrame]:
-    champion, files = model_store.champion_files(MODEL_NAME)
+    champion, files = model_store.champion_files(MODEL_NAME, CHAMPION.to_user_string())
     model = ibu.from_files(files)
     predicted = ibu.predict(model, beers_clean)
     out = pd.DataFrame(

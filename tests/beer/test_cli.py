@@ -74,6 +74,7 @@ def test_full_crawl_job_through_cli_passes_every_error_check(cli_env, punkapi_se
                 "punkapi_raw_beers",
                 "beers_clean",
                 "ibu_model_candidate",
+                "ibu_model_champion",
                 "ibu_predictions",
             ]:
                 assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None

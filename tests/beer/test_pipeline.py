@@ -9,12 +9,13 @@ import pytest
 
 from beer_assets.definitions import defs
 from beer_assets.ibu import model as ibu
-from beer_assets.ibu.assets import MODEL_NAME, train_run_config
+from beer_assets.ibu.assets import CHAMPION, MODEL_NAME, train_run_config
 from beer_assets.ingest import checks
 from beer_assets.ingest.landing import RAW_PREFIX, land
 from beer_assets.punkapi.client import FetchResult, PunkApiClient, PunkApiError
 from beer_assets.punkapi.resource import PunkApiResource
 from beer_assets.punkapi.server import FaultPlan, FaultRule
+from platform_core.champion import champion_run_config
 from platform_core.model_store import ModelStoreResource
 from platform_core.registry import ChecksumMismatchError, ModelRegistry, Status
 from platform_core.storage import PlatformStorage
@@ -82,6 +83,7 @@ def test_whole_graph_over_http_with_faults_into_s3(moto_endpoint, punkapi_server
             "beers_clean",
             "punkapi_quarantine",
             "ibu_model_candidate",
+            "ibu_model_champion",
             "ibu_predictions",
         }
     raw_meta = result.asset_materializations_for_node("punkapi_raw_beers")[0].metadata
@@ -209,7 +211,7 @@ def test_lost_raw_data_fails_row_count_and_blocks(local_storage, punkapi_server,
     assert "row_count_not_falling" in failures[0].step_failure_data.error.message
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert ROW_COUNT_OP in started
-    assert not started & {"ibu_model_candidate", "ibu_predictions"}
+    assert not started & {"ibu_model_candidate", "ibu_model_champion", "ibu_predictions"}
     assert "ibu_model_candidate" not in materialized(result)
     assert ModelRegistry(local_storage, MODEL_NAME).versions() == []
 
@@ -304,9 +306,10 @@ def test_same_recipe_same_data_is_refused_and_champion_keeps_serving(local_stora
         second = run_graph(local_storage, punkapi_server.url, instance)
     reg = ModelRegistry(local_storage, MODEL_NAME)
     assert [v.status for v in reg.versions()] == [Status.CHAMPION, Status.REJECTED]
-    promo = check_results(second)["candidate_promotion"]
-    assert not promo.passed and promo.severity == dg.AssetCheckSeverity.WARN
-    assert "does not beat" in promo.description
+    assert check_results(second)["candidate_gate"].passed  # no worse than the old model
+    decision = second.asset_materializations_for_node("ibu_model_champion")[0].metadata
+    assert (decision["decision"].value, decision["champion_version"].value) == ("rejected", 1)
+    assert "does not beat" in decision["reason"].value
     preds = local_storage.read_parquet("tables/ibu_predictions.parquet")
     assert (preds["model_version"] == 1).all()
 
@@ -383,19 +386,14 @@ def test_manual_approval_keeps_candidate_pending(local_storage, punkapi_server):
         reg = ModelRegistry(local_storage, MODEL_NAME)
         assert reg.get(1).status == Status.PENDING_APPROVAL
         assert "ibu_predictions" not in materialized(result)  # no champion to score with
-        approve = defs.get_job_def("approve_beer_ibu")
-        approved = approve.execute_in_process(
-            run_config={"ops": {"approve_beer_ibu_version": {"config": {"version": 1}}}},
-            resources={"model_store": ModelStoreResource(storage=local_storage)},
+        # Approval: the champion (and the predictions after it) with the approver's config.
+        again = dg.materialize(
+            ALL_ASSETS + ALL_CHECKS,
+            selection=dg.AssetSelection.assets("ibu_model_champion", "ibu_predictions"),
+            resources=resources(local_storage, punkapi_server.url, "manual"),
             instance=instance,
-        )
-        assert approved.success
-        again = run_graph(
-            local_storage,
-            punkapi_server.url,
-            instance,
-            approval="manual",
-            selection=dg.AssetSelection.assets("ibu_predictions"),
+            run_config=champion_run_config(CHAMPION, 1, "brewer"),
         )
     assert again.success
     assert reg.champion().version == 1
+    assert reg.get(1).history[-1]["by"] == "brewer"

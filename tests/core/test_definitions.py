@@ -26,22 +26,34 @@ def test_history_sensor_runs_by_default_and_jobs_run_in_process():
         assert defs.executor is dg.in_process_executor
 
 
-def test_every_model_has_a_blocking_promotion_check_and_an_approval_job():
-    for defs, asset, job, others in (
-        (beer, "ibu_model_candidate", "approve_beer_ibu", []),
-        # the wine model's interval coverage also decides promotion (issue 16)
-        (wine, "wine_quality_model_candidate", "approve_wine_quality", ["interval_coverage"]),
-    ):
-        specs = [
-            spec
-            for checks in defs.asset_checks
-            for spec in checks.check_specs
-            if spec.asset_key == dg.AssetKey(asset)
-        ]
-        assert sorted((s.name, s.blocking) for s in specs) == sorted(
-            [("candidate_promotion", True)] + [(name, True) for name in others]
-        )
-        assert defs.resolve_job_def(job) is not None
+def test_every_model_is_candidate_then_gate_then_champion_then_what_reads_it():
+    """One lifecycle: blocking gate checks on the candidate, a champion asset downstream of
+    it, and everything that scores with the model downstream of the champion; no side job
+    approves (approval is a materialization of the champion)."""
+    cases = (
+        (beer, "ibu_model_candidate", ["candidate_gate"], "ibu_model_champion")
+        + (["ibu_predictions"],),
+        # the wine model's interval coverage also gates it (issue 16)
+        (wine, "wine_quality_model_candidate", ["candidate_gate", "interval_coverage"])
+        + ("wine_quality_champion", ["barrel_quality_predictions", "wine_drift_report"]),
+        (wine, "sensor_profile_model", ["no_empty_cluster"], "sensor_profile_champion")
+        + (["sensor_profile_assignments"],),
+    )
+    for defs, candidate, gates, champion, readers in cases:
+        graph = defs.resolve_asset_graph()
+        specs = graph.get(dg.AssetKey(candidate)).check_keys
+        blocking = {
+            spec.name
+            for checks in [*defs.asset_checks, *defs.assets]
+            for spec in getattr(checks, "check_specs", [])
+            if spec.asset_key == dg.AssetKey(candidate) and spec.blocking
+        }
+        assert {k.name for k in specs} == blocking == set(gates), candidate
+        assert graph.get(dg.AssetKey(champion)).parent_keys == {dg.AssetKey(candidate)}
+        for reader in readers:
+            parents = graph.get(dg.AssetKey(reader)).parent_keys
+            assert dg.AssetKey(champion) in parents and dg.AssetKey(candidate) not in parents
+        assert not [j.name for j in defs.jobs if j.name.startswith("approve_")]
 
 
 def test_loading_a_code_location_leaves_heavy_libraries_for_the_steps_that_use_them():

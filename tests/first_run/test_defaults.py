@@ -167,8 +167,8 @@ def test_cli_prints_one_line_for_a_missing_input(capsys):
 
 BOOTSTRAPPED = {
     "beer": ["punkapi_raw_beers", "beers_clean", "punkapi_quarantine", "ibu_model_candidate"]
-    + ["ibu_predictions"],
-    "wine": ["wine_training_data", "wine_quality_model_candidate"],
+    + ["ibu_model_champion", "ibu_predictions"],
+    "wine": ["wine_training_data", "wine_quality_model_candidate", "wine_quality_champion"],
 }
 
 
@@ -210,6 +210,21 @@ def test_build_when_missing_builds_a_missing_chain_in_one_go_and_not_twice():
     )
     assert recovery.get_num_requested(child.key) == 1
     assert recovery.total_requested == 1
+
+
+def test_a_fresh_instance_requests_each_model_chain_up_to_its_champion_in_one_tick():
+    """Dagster's evaluator on the real definitions and an empty instance: the first tick
+    requests every BUILD_WHEN_MISSING asset, the champion with its candidate and what reads
+    it, so one run brings candidate → champion → predictions up."""
+    for location, defs in (("beer", beer_defs), ("wine", wine_defs)):
+        instance = dg.DagsterInstance.ephemeral()
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        requested = {
+            key.to_user_string()
+            for key in defs.resolve_asset_graph().get_all_asset_keys()
+            if first.get_num_requested(key)
+        }
+        assert requested == set(BOOTSTRAPPED[location]), location
 
 
 # -- plain Dagster commands from the repository root ----------------------------------------

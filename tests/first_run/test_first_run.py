@@ -60,8 +60,10 @@ def test_make_dev_on_a_fresh_machine_brings_every_domain_to_life(tmp_path):
         )
 
         seen = assert_checks_passed(platform)
-        assert ("wine_quality_model_candidate", "candidate_promotion") in seen
-        assert seen[("ibu_model_candidate", "candidate_promotion")][0] == "SUCCEEDED"
+        assert ("wine_quality_model_candidate", "candidate_gate") in seen
+        assert seen[("ibu_model_candidate", "candidate_gate")][0] == "SUCCEEDED"
+        for champion in ("ibu_model_champion", "wine_quality_champion"):
+            assert platform.materialized(champion), champion
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         with chromium() as browser:

@@ -377,6 +377,10 @@ def test_wine_location_wires_monitoring_and_one_click_retraining():
     assert {k.path[-1] for k in retrain.asset_layer.executable_asset_keys} >= {
         "wine_training_data",
         "wine_quality_model_candidate",
+        "wine_quality_champion",
     }
-    promotion = [k for k in graph.asset_check_keys if k.name == "candidate_promotion"]
-    assert any(k.asset_key.path == ["wine_quality_model_candidate"] for k in promotion)
+    gate = [k for k in graph.asset_check_keys if k.name == "candidate_gate"]
+    assert any(k.asset_key.path == ["wine_quality_model_candidate"] for k in gate)
+    # The drift report compares the champion's outputs: the lineage says so.
+    report = graph.get(dg.AssetKey("wine_drift_report"))
+    assert dg.AssetKey("wine_quality_champion") in report.parent_keys

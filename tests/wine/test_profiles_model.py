@@ -175,10 +175,11 @@ def test_stuck_sensors_leave_profiles_empty_and_the_blocking_check_rejects_the_m
         assert evaluation.description == f"empty profiles: {empty}"
 
         v1, v2 = registry.versions()
-        assert (v1.status, v2.status) == ("champion", "rejected")
+        assert (v1.status, v2.status) == ("champion", "candidate")  # never decided on
         assert v2.params["warm_start_from"] == 1  # warm-started, still empty
+        assert v2.metrics["empty_profiles"] == 2
         assert registry.champion().version == 1  # the rejected model replaced nothing
-        # Blocking: the assignments step never started for the stuck day.
+        # Blocking: neither the champion nor the assignments step started for the stuck day.
         assert not result.asset_materializations_for_node("sensor_profile_assignments")
         assignments = dg.AssetKey("sensor_profile_assignments")
         assert instance.get_materialized_partitions(assignments) == {"2023-02-15"}

@@ -1,6 +1,7 @@
-"""The wine candidate's promotion refuses a model whose 90 % prediction interval does not
-cover 87-93 % of held-out wines of each type (``interval_coverage`` and ``candidate_promotion``,
-the multi-check beside the candidate), on planted metrics: no training."""
+"""The wine candidate's gate refuses a model whose 90 % prediction interval does not cover
+87-93 % of held-out wines of each type (``interval_coverage`` and ``candidate_gate``, both
+blocking): ``wine_quality_champion`` does not run, nothing is promoted. Planted metrics, no
+training."""
 
 import dagster as dg
 import pytest
@@ -9,8 +10,8 @@ from pydantic import Field
 from platform_core.model_store import ModelStoreResource
 from platform_core.promotion import BASELINE_SCORE, SCORE
 from platform_core.registry import Status
-from wine_assets.quality.assets import CANDIDATE, candidate_promotion
-from wine_assets.quality.snapshot import MODEL_NAME
+from wine_assets.quality.assets import CANDIDATE, MODEL_NAME, quality_checks
+from wine_assets.quality.champion import CHAMPION, wine_quality_champion
 
 FILES = {"spec.json": b"{}"}
 
@@ -36,7 +37,7 @@ def planted_candidate(
     return dg.MaterializeResult(metadata={"version": mv.version})
 
 
-@dg.asset(deps=[CANDIDATE])
+@dg.asset(deps=[CHAMPION])
 def downstream() -> None:
     """Stands for what scores with the champion."""
 
@@ -44,7 +45,7 @@ def downstream() -> None:
 def run(storage, red: float, white: float = 0.9):
     with dg.instance_for_test() as instance:
         return dg.materialize(
-            [planted_candidate, downstream, candidate_promotion],
+            [planted_candidate, wine_quality_champion, downstream, *quality_checks],
             resources={"model_store": ModelStoreResource(storage=storage)},
             instance=instance,
             run_config={
@@ -65,7 +66,8 @@ def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
 def test_covering_candidate_is_promoted(local_storage):
     result = run(local_storage, 0.9)
     checks = evaluations(result)
-    assert checks["interval_coverage"].passed and checks["candidate_promotion"].passed
+    assert checks["interval_coverage"].passed and checks["candidate_gate"].passed
+    assert result.asset_materializations_for_node("downstream")
     registry = ModelStoreResource(storage=local_storage).registry(MODEL_NAME)
     assert registry.champion().version == 1
 
@@ -74,12 +76,12 @@ def test_covering_candidate_is_promoted(local_storage):
 def test_candidate_whose_interval_misses_its_coverage_is_never_champion(local_storage, red, white):
     result = run(local_storage, red, white)
     checks = evaluations(result)
-    for name in ("interval_coverage", "candidate_promotion"):
+    for name in ("interval_coverage", "candidate_gate"):
         assert not checks[name].passed
         assert checks[name].severity == dg.AssetCheckSeverity.ERROR
-    assert "coverage" in checks["candidate_promotion"].description
+    assert "coverage" in checks["candidate_gate"].description
     registry = ModelStoreResource(storage=local_storage).registry(MODEL_NAME)
     assert registry.champion() is None
-    assert registry.get(1).status == Status.REJECTED
+    assert registry.get(1).status == Status.CANDIDATE  # never decided on
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
-    assert "downstream" not in started
+    assert not started & {"wine_quality_champion", "downstream"}

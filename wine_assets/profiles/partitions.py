@@ -25,6 +25,7 @@ single_run = dg.BackfillPolicy.single_run()
 TEMPERATURES = dg.AssetKey("sensor_temperatures")
 FEATURES = dg.AssetKey("sensor_daily_features")
 MODEL = dg.AssetKey("sensor_profile_model")
+CHAMPION = dg.AssetKey("sensor_profile_champion")
 ASSIGNMENTS = dg.AssetKey("sensor_profile_assignments")
 
 

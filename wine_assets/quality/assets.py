@@ -1,7 +1,5 @@
 """The wine quality model: train a candidate, evaluate it as Cortez et al. did, register it."""
 
-from collections.abc import Iterator
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -13,8 +11,8 @@ from platform_core.promotion import (
     BASELINE_SCORE,
     CHAMPION_SCORE,
     SCORE,
+    build_gate_check,
     latest_version,
-    promote,
 )
 from platform_core.registry import ModelRegistry, ModelVersion, Status
 from platform_core.storage import PlatformStorage
@@ -167,52 +165,26 @@ def interval_requirement(candidate: ModelVersion) -> str | None:
     return "; ".join(problems) if problems else None
 
 
-#: What the candidate must beat, as the check's result names it.
+#: What the candidate must beat, as the gate's result names it.
 BASELINE_LABEL = "the barrel system's original XGBoost regressor"
 
-PROMOTION_DESCRIPTION = (
-    "Promote the newest candidate to champion when it beats the champion on the same CV folds "
-    "(or leave it pending approval); refuse files whose checksum does not match, candidates no "
-    "better than the barrel system's original XGBoost regressor, and candidates failing "
-    "interval_coverage."
-)
 
-
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(
-            "interval_coverage",
-            asset=CANDIDATE,
-            blocking=True,
-            description="The candidate's 90 % prediction interval covers 87-93 % of held-out "
-            "wines of each type (cross-fitted on duplicate-aware folds).",
-        ),
-        dg.AssetCheckSpec(
-            "candidate_promotion", asset=CANDIDATE, blocking=True, description=PROMOTION_DESCRIPTION
-        ),
-    ],
+@dg.asset_check(
+    asset=CANDIDATE,
+    name="interval_coverage",
+    blocking=True,
+    description="The candidate's 90 % prediction interval covers 87-93 % of held-out wines of "
+    "each type (cross-fitted on duplicate-aware folds); else its champion asset does not run.",
 )
-def candidate_promotion(
+def interval_coverage(
     context: dg.AssetCheckExecutionContext, model_store: ModelStoreResource
-) -> Iterator[dg.AssetCheckResult]:
-    """``interval_coverage``, then the shared promotion rule with the coverage as a further
-    requirement: a candidate whose intervals do not hold is rejected, never champion."""
-    version = latest_version(context, CANDIDATE)
+) -> dg.AssetCheckResult:
+    version = latest_version(context.instance, CANDIDATE)
     if version is None:
-        yield dg.AssetCheckResult(
-            check_name="interval_coverage", passed=False, description="no candidate yet"
-        )
-        yield dg.AssetCheckResult(
-            check_name="candidate_promotion",
-            passed=False,
-            description="no candidate has been trained yet",
-            metadata={"version": -1},
-        )
-        return
+        return dg.AssetCheckResult(passed=False, description="no candidate yet")
     metrics = model_store.registry(MODEL_NAME).get(version).metrics
     problems = coverage_problems(metrics)
-    yield dg.AssetCheckResult(
-        check_name="interval_coverage",
+    return dg.AssetCheckResult(
         passed=not problems,
         severity=dg.AssetCheckSeverity.ERROR,
         description="; ".join(problems) or "held-out coverage within range for every wine type",
@@ -221,12 +193,14 @@ def candidate_promotion(
             **{k: v for k, v in metrics.items() if k.startswith("holdout_") and "interval90" in k},
         },
     )
-    result = promote(model_store, MODEL_NAME, version, BASELINE_LABEL, interval_requirement)
-    context.log.info(f"{MODEL_NAME}:v{version}: {result.description}")
-    yield dg.AssetCheckResult(
-        check_name="candidate_promotion",
-        passed=result.passed,
-        severity=result.severity,
-        description=result.description,
-        metadata=result.metadata,
-    )
+
+
+candidate_gate = build_gate_check(
+    CANDIDATE,
+    MODEL_NAME,
+    BASELINE_LABEL,
+    interval_requirement,
+    requirement_text=" and its 90 % interval's held-out coverage is within range",
+)
+
+quality_checks = [interval_coverage, candidate_gate]
