@@ -173,6 +173,9 @@ def test_batch_scores_and_logs_every_wine_or_none(service, champion_storage):
     for empty in ([], {"wines": []}):
         response = requests.post(f"{url}/batch", json=empty, timeout=10)
         assert response.status_code == 422 and response.json()["detail"][0]["type"] == "too_short"
+    response = requests.post(f"{url}/batch", json=[WINE] * 10_001, timeout=60)  # over the limit
+    assert response.status_code == 422 and response.json()["detail"][0]["type"] == "too_long"
+    assert len(logged(log_dsn)) == before
 
 
 def test_barrel_quality_scores_the_current_reading(service, readings_url):
