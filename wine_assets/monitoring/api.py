@@ -106,11 +106,15 @@ class Score(BaseModel):
 
 
 class Scored(Score):
+    """The answer to POST /predict: the score, with the request id and the model version."""
+
     request_id: str
     model_version: int
 
 
 class BarrelScore(Scored):
+    """The answer to GET /barrels/{barrel_id}/quality: the score of the reading it names."""
+
     barrel_id: str
     reading_seq: int
     reading_updated_at: str | None
@@ -118,6 +122,8 @@ class BarrelScore(Scored):
 
 
 class BatchScores(BaseModel):
+    """The answer to POST /batch: one score per wine, in the order sent."""
+
     request_id: str
     model_version: int
     logged_at: str = Field(description="when the prediction log committed the batch (ISO 8601)")
@@ -125,6 +131,8 @@ class BatchScores(BaseModel):
 
 
 class Detail(BaseModel):
+    """Why a request was not answered."""
+
     detail: str
 
 
