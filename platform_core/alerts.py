@@ -4,7 +4,7 @@ Three kinds of sensor, each posting from the sensor itself (they request no run)
 
 * ``<location>_run_failure_alerts`` (``@dg.run_failure_sensor``): a failed run of one of the
   location's monitored jobs (wine: barrel scoring, drift reports, sensor profiles,
-  housekeeping; beer: the Punk API poll and crawl).
+  housekeeping, retention; beer: the Punk API poll and crawl).
 * ``<location>_blocking_check_alerts`` (``@dg.run_failure_sensor`` over every job of the
   location): a blocking check that failed with ERROR severity. Dagster fails the check's step,
   hence its run, so the failed run's check evaluations are where to look. Such a run gets this

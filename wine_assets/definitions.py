@@ -72,9 +72,16 @@ def quality_definitions() -> dg.Definitions:
 
 
 def operations_definitions() -> dg.Definitions:
-    """Alerts (failed scoring/drift/profile/housekeeping runs, failed blocking checks, stale
-    assets) and the daily deletion of old successful runs of the high-frequency jobs."""
-    failure_jobs = [snapshot_job, monitoring.drift_job, profiles.profiles_job, housekeeping_job]
+    """Alerts (failed scoring/drift/profile/housekeeping/retention runs, failed blocking
+    checks, stale assets) and the daily deletion of old successful runs of the high-frequency
+    jobs."""
+    failure_jobs = [
+        snapshot_job,
+        monitoring.drift_job,
+        profiles.profiles_job,
+        housekeeping_job,
+        retention.retention_job,
+    ]
     return dg.Definitions(
         jobs=[housekeeping_job],
         schedules=[housekeeping_schedule],

@@ -510,3 +510,38 @@ def test_a_failed_archive_check_blocks_the_prune(
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     with open_store(sqlite_url) as store:
         assert sorted(hot_keys(readings_table(store))) == sorted(written)
+
+
+def test_a_failed_retention_run_is_alerted(tmp_path: Path, local_storage: PlatformStorage) -> None:
+    """A retention run that fails (the readings file is not a database) posts a run-failure
+    alert: a stopped archive must be heard of before the DynamoDB TTL backstop fires."""
+    from tests.core.test_alerts import RUN_FAILURES, Receiver, Ticker, hook
+    from wine_assets.retention.definitions import retention_job
+
+    broken = tmp_path / "readings.db"
+    broken.write_text("not a database")
+    location = dg.Definitions(
+        assets=[barrel_predictions_archive, barrel_readings_archive, prediction_log_archive],
+        jobs=[retention_job],
+        resources={
+            "storage": local_storage,
+            "readings_store": ReadingsStoreResource(url=f"sqlite:///{broken}"),
+            "prediction_log": PredictionLogResource(dsn=f"sqlite:///{tmp_path / 'log.db'}"),
+            "retention": RetentionSettings(),
+        },
+    )
+    receiver = Receiver()
+    try:
+        with dg.instance_for_test() as instance:
+            ticker = Ticker(instance, hook(receiver.url))
+            ticker.tick(RUN_FAILURES)  # the first tick only sets the cursor
+            result = location.resolve_job_def("wine_retention").execute_in_process(
+                instance=instance, partition_key=DAYS[3].isoformat(), raise_on_error=False
+            )
+            assert not result.success
+            ticker.tick(RUN_FAILURES)
+    finally:
+        receiver.close()
+    (body,) = receiver.bodies
+    assert body["alert"]["job"] == "wine_retention"
+    assert body["alert"]["run_id"] == result.run_id
