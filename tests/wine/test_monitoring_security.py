@@ -241,9 +241,13 @@ def wine_api_env(champion_storage, tmp_path, token: str | None) -> dict[str, str
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10"])
-@pytest.mark.parametrize("token", [None, ""])
-def test_wine_api_refuses_a_non_loopback_bind_without_a_token(
-    champion_storage, tmp_path, host, token
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [(None, "with no token"), ("", "with no token"), ("short-123456789", "shorter than 16"),
+     ("change-me-to-a-long-random-token", "example token")],
+)  # fmt: skip
+def test_wine_api_refuses_a_non_loopback_bind_without_a_strong_token(
+    champion_storage, tmp_path, host, token, reason
 ):
     port = free_port()
     done = subprocess.run(
@@ -257,6 +261,7 @@ def test_wine_api_refuses_a_non_loopback_bind_without_a_token(
     assert done.stdout == ""  # refused before the banner: nothing served, nothing promised
     (line,) = done.stderr.splitlines()
     assert "WINE_API_TOKEN" in line and "--host 127.0.0.1" in line and host in line
+    assert reason in line
 
 
 def test_wine_api_binds_every_interface_with_a_token_and_send_batch_uses_it(

@@ -16,9 +16,10 @@ where it serves, and logs each request (uvicorn's access log, INFO).
 Security defaults (``_Guard``): with ``WINE_API_TOKEN`` set, every request but ``GET /health``
 needs ``Authorization: Bearer <token>`` (programs) or HTTP Basic with the token as password
 (browsers: the page, the docs and the report links prompt once); without it a 401 with
-``WWW-Authenticate``. ``wine-api`` refuses to bind anything but loopback without a token (exit
-2). A body larger than ``WINE_API_MAX_BODY_BYTES`` (default 8 MiB: a 10 000-wine batch is
-~2.6 MB) gets a 413, from its Content-Length or, chunked, once the bytes read pass the limit.
+``WWW-Authenticate``. ``wine-api`` refuses to bind anything but loopback without a strong token
+(16+ characters, not the example's placeholder; exit 2). A body larger than
+``WINE_API_MAX_BODY_BYTES`` (default 8 MiB: a 10 000-wine batch is ~2.6 MB) gets a
+413, from its Content-Length or, chunked, once the bytes read pass the limit.
 """
 
 import argparse
@@ -475,6 +476,23 @@ def banner(host: str, port: int, log_dsn: str) -> str:
     )
 
 
+#: The shortest token ``wine-api`` accepts for a bind beyond loopback.
+MIN_TOKEN_CHARS = 16
+#: docker/.env.example's placeholder: a copied example is no secret.
+EXAMPLE_TOKEN = "change-me-to-a-long-random-token"  # noqa: S105 - the placeholder refused
+
+
+def token_weakness(token: str) -> str | None:
+    """Why ``token`` cannot guard a service beyond this machine, or None when it can."""
+    if not token:
+        return "no token"
+    if token == EXAMPLE_TOKEN:
+        return "the example token of docker/.env.example"
+    if len(token) < MIN_TOKEN_CHARS:
+        return f"a token shorter than {MIN_TOKEN_CHARS} characters"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wine-api", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
@@ -484,9 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quiet", action="store_true", help="warnings only: no start-up lines, no access log"
     )
     args = parser.parse_args(argv)
-    if not is_loopback(args.host) and not os.environ.get(TOKEN_VAR):
+    weakness = token_weakness(os.environ.get(TOKEN_VAR) or "")
+    if not is_loopback(args.host) and weakness:
         print(
-            f"wine-api: refusing to serve {args.host} (beyond this machine) without a token. "
+            f"wine-api: refusing to serve {args.host} (beyond this machine) with {weakness}. "
             f"Fix: set {TOKEN_VAR} (e.g. `export {TOKEN_VAR}=$(python -c 'import secrets; "
             "print(secrets.token_urlsafe(32))')`), or bind --host 127.0.0.1",
             file=sys.stderr,
