@@ -6,7 +6,12 @@ from pydantic import Field
 
 from beer_assets.ibu import model as ibu
 from platform_core.automation import BUILD_WHEN_MISSING
-from platform_core.champion import Headline, build_champion_asset
+from platform_core.champion import (
+    Headline,
+    build_champion_asset,
+    headlines_markdown,
+    metrics_table,
+)
 from platform_core.model_store import ModelStoreResource
 from platform_core.plots import bar_plot, residual_plot
 from platform_core.promotion import (
@@ -79,8 +84,8 @@ def ibu_model_candidate(
 
     cand_split = ibu.evaluate_seed_split(ibu.CANDIDATE_SPEC, beers_clean)
     seed_split = ibu.evaluate_seed_split(ibu.SEED_SPEC, beers_clean)
-    cand_cv = ibu.evaluate_cv(ibu.CANDIDATE_SPEC, beers_clean, **cv_args)
-    seed_cv = ibu.evaluate_cv(ibu.SEED_SPEC, beers_clean, **cv_args)
+    cand_cv = ibu.evaluate_cv(ibu.CANDIDATE_SPEC, beers_clean, return_predictions=True, **cv_args)
+    seed_cv = ibu.evaluate_cv(ibu.SEED_SPEC, beers_clean, return_predictions=True, **cv_args)
     champion_cv = None
     if champion is not None:
         champion_spec = ibu.ModelSpec.from_json(champion.params["spec"])
@@ -115,6 +120,7 @@ def ibu_model_candidate(
         run_id=context.run.run_id,
     )
     context.log.info(f"registered {mv.label}: cv_mae {cand_cv['mae']:.3f}")
+    compared_with = f"champion v{champion.version}" if champion else "no champion yet"
     return dg.MaterializeResult(
         metadata={
             "version": mv.version,
@@ -122,13 +128,18 @@ def ibu_model_candidate(
                 model_store.storage.uri(registry.file_key(mv.version, ""))
             ),
             "checksums": dg.MetadataValue.json(mv.files),
-            **{k: round(v, 4) for k, v in metrics.items()},
-            "training_rows": cand_cv["n_rows"],
-            "residuals_seed_split": residual_plot(
-                cand_split["y_true"], cand_split["y_pred"], "candidate, original split"
+            "headline_figures": headlines_markdown(
+                HEADLINES, mv, champion, f"candidate v{mv.version}", compared_with
             ),
-            "residuals_baseline": residual_plot(
-                seed_split["y_true"], seed_split["y_pred"], "original IBU model, same split"
+            # the headline figures also as numbers, for the UI's plots over materializations
+            **{h.metric: round(metrics[h.metric], 4) for h in HEADLINES},
+            "all_metrics": metrics_table(metrics),
+            "training_rows": cand_cv["n_rows"],
+            "residuals_cv": residual_plot(
+                cand_cv["y_true"], cand_cv["y_pred"], "candidate, held-out (CV)"
+            ),
+            "residuals_cv_baseline": residual_plot(
+                seed_cv["y_true"], seed_cv["y_pred"], "original IBU model, same folds"
             ),
             "feature_importance": bar_plot(ibu.feature_importance(model), "gain importance"),
         }

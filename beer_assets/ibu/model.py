@@ -307,20 +307,24 @@ def evaluate_cv(
     n_splits: int = 5,
     n_repeats: int = 3,
     seed: int = 0,
+    return_predictions: bool = False,
 ) -> dict[str, Any]:
-    """Repeated k-fold CV on the IBU-known rows in id order; per-fold and mean metrics.
+    """Repeated k-fold CV on the IBU-known rows in id order; per-fold and mean metrics (with
+    ``return_predictions``, also ``y_true``/``y_pred``: the first repeat's out-of-fold
+    predictions, one per row, for plots of held-out errors).
 
     Folds run sequentially with single-threaded boosters: on 256-row folds threads cost more
     than they save, and results stay independent of the machine
     (docs/decisions/0002-single-threaded-baseline-fits.md).
     """
     rows = training_rows(df)
-    folds = [
-        _fold_metrics(spec, rows, train_idx, test_idx)
+    held_out = [
+        _fold_predictions(spec, rows, train_idx, test_idx)
         for train_idx, test_idx in cv_folds(len(rows), n_splits, n_repeats, seed)
     ]
+    folds = [_metrics(y_true, y_pred) for y_true, y_pred in held_out]
     maes = np.array([fold["mae"] for fold in folds])
-    return {
+    out = {
         "mae": float(maes.mean()),
         "mae_std": float(maes.std(ddof=1)) if len(maes) > 1 else 0.0,
         "rmse": float(np.mean([fold["rmse"] for fold in folds])),
@@ -332,15 +336,20 @@ def evaluate_cv(
         "seed": seed,
         "n_rows": len(rows),
     }
+    if return_predictions:
+        first = held_out[:n_splits]
+        out["y_true"] = np.concatenate([t for t, _ in first])
+        out["y_pred"] = np.concatenate([p for _, p in first])
+    return out
 
 
-def _fold_metrics(
+def _fold_predictions(
     spec: ModelSpec, rows: pd.DataFrame, train_idx: np.ndarray, test_idx: np.ndarray
-) -> dict[str, float]:
-    """Fit on one fold's training rows and score its held-out rows."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit on one fold's training rows; its held-out rows' IBU and predictions."""
     test = rows.iloc[test_idx]
     model = fit(spec, rows.iloc[train_idx])
-    return _metrics(test[TARGET].to_numpy(dtype="float64"), predict(model, test))
+    return test[TARGET].to_numpy(dtype="float64"), np.asarray(predict(model, test), "float64")
 
 
 def feature_importance(model: FittedModel, importance_type: str = "gain") -> dict[str, float]:

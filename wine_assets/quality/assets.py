@@ -5,8 +5,8 @@ import pandas as pd
 from pydantic import Field
 
 from platform_core.automation import BUILD_WHEN_MISSING
+from platform_core.champion import Headline, headlines_markdown, metrics_table
 from platform_core.model_store import ModelStoreResource
-from platform_core.plots import figure_markdown, pyplot
 from platform_core.promotion import (
     BASELINE_SCORE,
     CHAMPION_SCORE,
@@ -18,10 +18,65 @@ from platform_core.registry import ModelRegistry, ModelVersion, Status
 from platform_core.storage import PlatformStorage
 from wine_assets.features import WINE_TYPES
 from wine_assets.quality import model as wine_model
+from wine_assets.quality import report
 from wine_assets.quality import trust as wine_trust
 from wine_assets.quality.snapshot import GROUP, MODEL_NAME
 
 CANDIDATE = dg.AssetKey("wine_quality_model_candidate")
+
+#: The figures a person reads first, in plain words (Cortez protocol and held-out calibration),
+#: on the candidate next to the champion it would replace, and on the champion asset.
+HEADLINES = [
+    Headline(
+        "cv_overall_mad",
+        "quality error",
+        "mean absolute difference between predicted and tasted quality (0-10 scale), "
+        "repeated 5-fold CV",
+    ),
+    Headline(
+        "system_a_overall_mad",
+        "original barrel model's quality error",
+        "the same figure for the barrel system's original XGBoost regressor, same folds",
+    ),
+    Headline(
+        "cv_overall_acc_t05",
+        "within half a point",
+        "share of wines whose predicted quality is within 0.5 of the tasted one (CV)",
+        lower_is_better=False,
+    ),
+    Headline(
+        "holdout_red_good_brier",
+        "P(good) error, red",
+        "Brier score of the probability that a red wine is good (quality ≥ 6), held-out",
+    ),
+    Headline(
+        "holdout_white_good_brier",
+        "P(good) error, white",
+        "Brier score of the probability that a white wine is good (quality ≥ 6), held-out",
+    ),
+    Headline(
+        "holdout_red_interval90_coverage",
+        "90 % interval coverage, red",
+        "share of held-out red wines inside their 90 % interval (0.87-0.93 required)",
+        target=0.9,
+    ),
+    Headline(
+        "holdout_white_interval90_coverage",
+        "90 % interval coverage, white",
+        "share of held-out white wines inside their 90 % interval (0.87-0.93 required)",
+        target=0.9,
+    ),
+    Headline(
+        "holdout_red_interval90_width",
+        "90 % interval width, red",
+        "mean width of the 90 % interval in quality points, held-out",
+    ),
+    Headline(
+        "holdout_white_interval90_width",
+        "90 % interval width, white",
+        "mean width of the 90 % interval in quality points, held-out",
+    ),
+]
 
 
 class WineTrainConfig(dg.Config):
@@ -49,19 +104,6 @@ def _flat(prefix: str, result: dict) -> dict[str, float]:
                 if isinstance(v, int | float):
                     out[f"{prefix}{scope}_{k}"] = round(float(v), 4)
     return out
-
-
-def confusion_plot(y_true: pd.Series, y_pred) -> dg.MetadataValue:
-    table = wine_model.confusion(y_true, y_pred)
-    fig, ax = pyplot().subplots(figsize=(4.5, 4))
-    ax.imshow(table.to_numpy(), cmap="Blues")
-    ax.set_xticks(range(len(table.columns)), table.columns)
-    ax.set_yticks(range(len(table.index)), table.index)
-    ax.set(xlabel="predicted (rounded)", ylabel="actual", title="in-sample confusion")
-    for i in range(len(table.index)):
-        for j in range(len(table.columns)):
-            ax.text(j, i, int(table.iat[i, j]), ha="center", va="center", fontsize=7)
-    return figure_markdown(fig)
 
 
 @dg.asset(
@@ -94,7 +136,13 @@ def wine_quality_model_candidate(
     wine_types, y = frame["wine_type"].to_numpy(), frame["quality"].to_numpy()
     oof = cand_dedup.pop("predictions")[0]
     folds = wine_model.fold_assignments(frame, 5, 1, config.cv_seed, dedup=True)[0]
-    held_out = wine_trust.cross_fold_metrics(wine_types, y, oof, folds)
+    proba, interval = wine_trust.cross_fold_predictions(wine_types, y, oof, folds)
+    good = wine_model.is_good(y)
+    held_out = {
+        t: wine_trust.trust_metrics(good[rows], proba[rows], y[rows], interval[rows])
+        for t in WINE_TYPES
+        if (rows := wine_types == t).any()
+    }
     sys_a = wine_model.evaluate_cv(wine_model.SYSTEM_A_SPEC, df, **cv)
     sys_b = wine_model.evaluate_cv(wine_model.SYSTEM_B_SPEC, df, **cv)
     metrics = {
@@ -122,12 +170,20 @@ def wine_quality_model_candidate(
         run_id=context.run.run_id,
     )
     context.log.info(f"registered {mv.label}: CV MAD {metrics[SCORE]:.3f}")
+    compared_with = f"champion v{champion.version}" if champion else "no champion yet"
     return dg.MaterializeResult(
         metadata={
             "version": mv.version,
             "checksums": dg.MetadataValue.json(mv.files),
-            **metrics,
-            "confusion": confusion_plot(df["quality"], wine_model.predict(fitted, df).round()),
+            "headline_figures": headlines_markdown(
+                HEADLINES, mv, champion, f"candidate v{mv.version}", compared_with
+            ),
+            # the headline figures also as numbers, for the UI's plots over materializations
+            **{h.metric: metrics[h.metric] for h in HEADLINES if h.metric in metrics},
+            "all_metrics": metrics_table(metrics),
+            "confusion_cv": report.confusion_plot(y, oof),
+            "calibration_cv": report.calibration_plot(wine_types, good, proba),
+            "interval_coverage_cv": report.coverage_plot(wine_types, y, oof, interval),
         }
     )
 

@@ -274,22 +274,20 @@ def evaluate_trust(
     }
 
 
-def cross_fold_metrics(
+def cross_fold_predictions(
     wine_type: np.ndarray,
     y: np.ndarray,
     y_hat: np.ndarray,
     folds: np.ndarray,
     confidence: float = CONFIDENCE,
-) -> dict[str, dict[str, float]]:
-    """Held-out figures per wine type from one CV's out-of-fold predictions ``y_hat`` (fold id
-    per row in ``folds``): the rows of each fold are scored by a calibration fitted on the other
-    folds' predictions only (cross-conformal), so no row calibrates its own P or interval.
-    The candidate asset's check figures: no extra model fit."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out P(good) (n,) and interval (n, 2) from one CV's out-of-fold predictions
+    ``y_hat`` (fold id per row in ``folds``): the rows of each fold are scored by a calibration
+    fitted on the other folds' predictions only (cross-conformal), so no row calibrates its
+    own P or interval."""
     wine_type = np.asarray(wine_type)
     y = np.asarray(y, np.float64)
     y_hat = np.asarray(y_hat, np.float64)
-    from wine_assets.quality.model import is_good
-
     proba = np.full(len(y), np.nan)
     interval = np.full((len(y), 2), np.nan)
     for fold in np.unique(folds):
@@ -297,6 +295,23 @@ def cross_fold_metrics(
         trust = from_out_of_fold(wine_type[~test], y[~test], y_hat[~test])
         proba[test] = trust.p_good(wine_type[test], y_hat[test])
         interval[test] = trust.interval(wine_type[test], y_hat[test], confidence)
+    return proba, interval
+
+
+def cross_fold_metrics(
+    wine_type: np.ndarray,
+    y: np.ndarray,
+    y_hat: np.ndarray,
+    folds: np.ndarray,
+    confidence: float = CONFIDENCE,
+) -> dict[str, dict[str, float]]:
+    """Held-out figures per wine type from :func:`cross_fold_predictions`: the candidate
+    asset's check figures, no extra model fit."""
+    from wine_assets.quality.model import is_good
+
+    wine_type = np.asarray(wine_type)
+    y = np.asarray(y, np.float64)
+    proba, interval = cross_fold_predictions(wine_type, y, y_hat, folds, confidence)
     out = {}
     for name in WINE_TYPES:
         rows = wine_type == name
