@@ -545,3 +545,33 @@ def test_a_failed_retention_run_is_alerted(tmp_path: Path, local_storage: Platfo
     (body,) = receiver.bodies
     assert body["alert"]["job"] == "wine_retention"
     assert body["alert"]["run_id"] == result.run_id
+
+
+def test_a_drift_report_of_a_pruned_hour_reads_the_archive(
+    log: PredictionLog, log_dsn: str, tmp_path: Path
+) -> None:
+    """The drift report asset, run for an hour whose rows were pruned from the log, reports
+    every row of it (min_rows set high: the report counts the rows without comparing)."""
+    from tests.wine.test_monitoring_drift import ASSETS, REPORT
+    from tests.wine.test_monitoring_drift import resources as drift_resources
+    from wine_assets.features import read_uci
+    from wine_assets.monitoring.assets import drift_partitions, hour_key
+
+    storage = PlatformStorage.local(str(tmp_path / "storage"))
+    storage.write_parquet("tables/wine_training_data.parquet", read_uci())
+    fill_log(log)
+    retain(storage, prediction_log_table(log), RETENTION, today=TODAY)
+    key = hour_key(noon(PRUNED_DAYS[0]))
+    config = {"ops": {"wine_drift_report": {"config": {"min_rows": 1_000_000}}}}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(drift_partitions.name, [key])
+        result = dg.materialize(
+            ASSETS,
+            selection=REPORT,
+            partition_key=key,
+            resources=drift_resources(storage, log_dsn),
+            instance=instance,
+            run_config=config,
+        )
+    (event,) = result.get_asset_materialization_events()
+    assert event.materialization.metadata["rows"].value == 4
