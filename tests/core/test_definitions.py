@@ -30,14 +30,30 @@ def test_every_model_is_candidate_then_gate_then_champion_then_what_reads_it():
     """One lifecycle: blocking gate checks on the candidate, a champion asset downstream of
     it, and everything that scores with the model downstream of the champion; no side job
     approves (approval is a materialization of the champion)."""
+    wine_readers = ["barrel_quality_predictions", "wine_drift_report", "wine_quality_api"]
     cases = (
-        (beer, "ibu_model_candidate", ["candidate_gate"], "ibu_model_champion")
-        + (["ibu_predictions"],),
+        (
+            beer,
+            "ibu_model_candidate",
+            ["candidate_gate"],
+            "ibu_model_champion",
+            ["ibu_predictions"],
+        ),
         # the wine model's interval coverage also gates it (issue 16)
-        (wine, "wine_quality_model_candidate", ["candidate_gate", "interval_coverage"])
-        + ("wine_quality_champion", ["barrel_quality_predictions", "wine_drift_report"]),
-        (wine, "sensor_profile_model", ["no_empty_cluster"], "sensor_profile_champion")
-        + (["sensor_profile_assignments"],),
+        (
+            wine,
+            "wine_quality_model_candidate",
+            ["candidate_gate", "interval_coverage"],
+            "wine_quality_champion",
+            wine_readers,
+        ),
+        (
+            wine,
+            "sensor_profile_model",
+            ["no_empty_cluster"],
+            "sensor_profile_champion",
+            ["sensor_profile_assignments"],
+        ),
     )
     for defs, candidate, gates, champion, readers in cases:
         graph = defs.resolve_asset_graph()

@@ -17,6 +17,18 @@ from wine_assets.monitoring.resources import (
 from wine_assets.monitoring.sensor import build_drift_sensor
 from wine_assets.monitoring.thresholds import drift_thresholds
 
+#: The wine-api service runs outside Dagster but serves the champion: declared here (an
+#: external asset, never materialized by Dagster) so the lineage shows which model answers it.
+wine_quality_api = dg.AssetSpec(
+    "wine_quality_api",
+    group_name="wine_monitoring",
+    deps=[dg.AssetKey("wine_quality_champion")],
+    kinds={"fastapi"},
+    description="The wine-api service (`wine-api`, outside Dagster): scores the wines sent to "
+    "it with the champion that wine_quality_champion decided (P(good) and the 90 % interval "
+    "too) and logs them for the drift reports; a new champion is served within a second.",
+)
+
 drift_job = dg.define_asset_job(
     "wine_drift_report_job",
     selection=dg.AssetSelection.assets(wine_drift_report),
@@ -38,7 +50,7 @@ def monitoring_resources() -> dict:
 
 
 defs = dg.Definitions(
-    assets=[wine_drift_report],
+    assets=[wine_drift_report, wine_quality_api],
     asset_checks=drift_checks,
     jobs=[drift_job],
     sensors=[build_drift_sensor(drift_job)],
