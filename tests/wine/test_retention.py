@@ -575,3 +575,37 @@ def test_a_drift_report_of_a_pruned_hour_reads_the_archive(
         )
     (event,) = result.get_asset_materialization_events()
     assert event.materialization.metadata["rows"].value == 4
+
+
+def test_a_scored_reading_missing_from_the_history_fails_the_check(
+    sqlite_url: str, local_storage: PlatformStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scorer's ledger says which readings the day had: one it scored but the history
+    lost (deleted by hand here) fails the readings archive's check, and nothing is pruned."""
+    import sqlite3
+
+    with open_store(sqlite_url) as store:
+        store.create()
+        written = fill_readings(store, monkeypatch)
+        fill_ledger(store)
+    gone = min(k for k, d in written.items() if d == DAYS[3])
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        conn.execute("DELETE FROM reading_history WHERE seq = ?", (gone,))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [barrel_readings_archive],
+            partition_key=DAYS[3].isoformat(),
+            resources={
+                "storage": local_storage,
+                "readings_store": ReadingsStoreResource(url=sqlite_url),
+                "retention": RetentionSettings(readings_days=RETENTION),
+            },
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert f"[{gone}]" in evaluation.metadata["problem"].value
+    with open_store(sqlite_url) as store:
+        assert sorted(hot_keys(readings_table(store))) == sorted(set(written) - {gone})

@@ -6,19 +6,23 @@
 archives it to ``archive/<table>/day=YYYY-MM-DD/<table>.parquet`` in the platform storage
 (merged with what an earlier run archived), and the blocking check ``holds_every_row`` re-reads
 the file: the expected row count, each key once, every row of the day still in the hot table
-present (hence its key range). Only when it passes does the run prune: every day older than
-``READINGS_RETENTION_DAYS`` / ``PREDICTION_LOG_RETENTION_DAYS``, each archived and verified
-again right before its rows are deleted (``wine_assets.retention.archive``). Readings are
-pruned after the predictions of the same day and never above the scorer's position.
+present (hence its key range); for the readings, also every reading the scorer recorded that
+day (the barrel predictions, hot or archived). Only when it passes does the run prune: every
+day older than ``READINGS_RETENTION_DAYS`` / ``PREDICTION_LOG_RETENTION_DAYS``, each archived
+and verified again right before its rows are deleted (``wine_assets.retention.archive``).
+Readings are pruned after the predictions of the same day and never above the scorer's
+position.
 
 The ``wine_retention_daily`` schedule runs the three for the previous day at 00:30 UTC: one
-run a day. A day missed while the daemon was down is archived when it is pruned at the latest; a
-backfill of the missing partitions archives it sooner.
+run a day. A day missed while the daemon was down is archived when it is pruned at the
+latest; a backfill of the missing partitions archives it sooner.
 """
 
+from collections.abc import Callable
 from datetime import date
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from platform_core.settings import (
@@ -37,6 +41,7 @@ from wine_assets.retention.archive import (
     archive_day,
     barrel_predictions_table,
     prediction_log_table,
+    read_archive,
     readings_table,
     retain,
 )
@@ -80,12 +85,20 @@ def _archive_and_prune(
     table: HotTable,
     retention_days: int,
     batch_size: int,
+    expected: Callable[[date], set[int]] | None = None,
 ) -> dg.MaterializeResult:
-    """Archive the partition's day, check the file, then prune what is past retention."""
+    """Archive the partition's day, check the file (and that it holds the ``expected`` keys
+    of the day, known from elsewhere), then prune what is past retention."""
     day = date.fromisoformat(context.partition_key)
     asset_key = context.asset_key
     try:
         archived = archive_day(storage, table, day)
+        missing = sorted(expected(day) - archived.keys) if expected else []
+        if missing:
+            raise ArchiveMismatchError(
+                f"{archived.uri}: {len(missing)} {table.key}s the scorer recorded for the day "
+                f"are in neither the store nor the archive ({missing[:5]}…)"
+            )
     except ArchiveMismatchError as exc:
         context.log.error(f"{exc}: nothing pruned")
         return dg.MaterializeResult(
@@ -168,8 +181,20 @@ def barrel_readings_archive(
         finally:
             ledger.close()
         table = readings_table(store, scored_upto=scored_upto)
+
+        def scored(day: date) -> set[int]:
+            """The seqs of the day's readings the scorer recorded (lost seqs had none)."""
+            ledger = open_ledger(store)
+            try:
+                hot = ledger.day(day.isoformat())
+            finally:
+                ledger.close()
+            archived = read_archive(storage, "barrel_predictions", day)
+            rows = pd.concat([f for f in (hot, archived) if f is not None and len(f)] or [hot])
+            return set(rows.loc[rows["outcome"] != "lost", "seq"].astype("int64").tolist())
+
         return _archive_and_prune(
-            context, storage, table, retention.readings_days, retention.batch_size
+            context, storage, table, retention.readings_days, retention.batch_size, scored
         )
 
 
