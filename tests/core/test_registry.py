@@ -94,16 +94,36 @@ def test_approve_only_pending_versions(local_storage: PlatformStorage) -> None:
         reg.get(7)
 
 
-def test_cli_lists_and_approves(tmp_path, monkeypatch, capsys) -> None:
+def test_rollback_only_to_an_earlier_champion_and_who_decided_is_kept(local_storage) -> None:
+    reg = ModelRegistry(local_storage, "m")
+    for _ in range(2):
+        reg.register({"f": b"x"}, metrics={}, params={})
+    reg.set_status(1, Status.CHAMPION, "first")
+    with pytest.raises(RegistryError, match="only an earlier champion"):
+        reg.roll_back(2, "ana")
+    reg.set_status(2, Status.PENDING_APPROVAL, "better, waiting")
+    reg.approve(2, "ana", "tasted it")
+    assert reg.get(2).history[-1] | {"at": ""} == {
+        "at": "",
+        "status": Status.CHAMPION,
+        "reason": "approved: tasted it",
+        "by": "ana",
+    }
+    assert reg.roll_back(1, "ben").status == Status.CHAMPION
+    assert [v.status for v in reg.versions()] == [Status.CHAMPION, Status.RETIRED]
+    assert reg.get(1).history[-1]["by"] == "ben"
+
+
+def test_cli_lists_versions_and_who_decided(tmp_path, monkeypatch, capsys) -> None:
     from platform_core.registry_cli import main
 
     monkeypatch.setenv("PLATFORM_STORAGE_ROOT", str(tmp_path))
     reg = ModelRegistry(PlatformStorage.local(str(tmp_path)), "m")
     reg.register({"f": b"x"}, metrics={"cv_mae": 1.5}, params={})
     reg.set_status(1, Status.PENDING_APPROVAL, "waiting")
+    reg.approve(1, "ana")
     assert main(["list", "m"]) == 0
-    assert '"status": "pending_approval"' in capsys.readouterr().out
-    assert main(["approve", "m", "1"]) == 0
-    assert reg.champion().version == 1
-    assert main(["approve", "m", "1"]) == 2  # no longer pending: refused with a message
-    assert "not pending approval" in capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert '"status": "champion"' in out and '"decided_by": "ana"' in out
+    with pytest.raises(SystemExit):  # approval is the champion asset's, not the CLI's
+        main(["approve", "m", "1"])
