@@ -262,6 +262,7 @@ def test_the_four_assets_materialize_from_s3_as_from_a_folder(s3, tmp_path):
         drop_cols = [c for c in ("run_id", "assigned_at") if c in mine]
         pd.testing.assert_frame_equal(mine.drop(columns=drop_cols), theirs.drop(columns=drop_cols))
     model = on_s3.asset_materializations_for_node(MODEL.path[-1])[0].metadata
-    assert model["status"].value == "champion"
+    champion = on_s3.asset_materializations_for_node("sensor_profile_champion")[0].metadata
+    assert champion["decision"].value == "champion"
     assert model["dagster/uri"].value.startswith(storage.root)
     assert bucket.keys() == [f"drop/{n}" for n in names]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from platform_core.champion import Headline, build_champion_asset, headlines_markdown
+from platform_core.champion import Headline, build_champion_asset
 from platform_core.model_store import ModelStoreResource
 from platform_core.plots import bar_plot
 from platform_core.registry import ModelVersion, PromotionDecision
@@ -503,13 +503,6 @@ def sensor_profile_model(
             "dagster/uri": storage.uri(registry.file_key(mv.version, "model.json")),
             "model_version": mv.version,
             "serving_version": serving_label(champion),
-            "headline_figures": headlines_markdown(
-                PROFILE_HEADLINES,
-                mv,
-                champion,
-                f"candidate v{mv.version}",
-                f"champion v{champion.version}" if champion else "no champion yet",
-            ),
             "sha256": mv.files["model.json"],
             "warm_start_from": warm_from if warm_from is not None else "none (cold start)",
             "inertia": model.inertia,
