@@ -119,15 +119,15 @@ def ledger_crash(ledger: ScoreLedger, at: str, monkeypatch) -> list[str]:
         monkeypatch.setattr(ledger, "_conn", Conn())
     else:
         if at == "write_back":
-            real_write = ledger.store._write_predictions
+            real_write, count = ledger._write_back, []
 
-            def half(columns):
-                real_write(
-                    type(columns)(*(getattr(columns, f)[:2] for f in columns.__dataclass_fields__))
-                )
-                die()
+            def some_written(row):
+                count.append(row)
+                if len(count) > 2:
+                    die()
+                return real_write(row)
 
-            monkeypatch.setattr(ledger.store, "_write_predictions", half)
+            monkeypatch.setattr(ledger, "_write_back", some_written)
         elif at == "ledger":
             real_put, count = ledger._put, []
 

@@ -40,6 +40,8 @@ from wine_assets.readings.store import ReadingsStore
 __all__ = ["OUTCOMES", "LedgerRow", "ScoreLedger", "open_ledger"]
 
 OUTCOMES = ("scored", "quarantined", "lost")
+#: Concurrent DynamoDB requests of one commit.
+WORKERS = 16
 CURSOR_KEY = "scorer_cursor"
 
 
@@ -328,23 +330,59 @@ class DynamoDbScoreLedger(ScoreLedger):
             return False
         return True
 
+    def _write_back(self, row: LedgerRow) -> None:
+        """The barrel's prediction on its item, unless a newer reading's is there already:
+        conditional on ``reading_seq``, so redoing it after a crash changes nothing."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.update_item(
+                TableName=self.store.table,
+                Key={"barrel_id": {"S": row.barrel_id}},
+                UpdateExpression="SET #q = :q, #v = :v, #r = :r, #t = :t",
+                ConditionExpression="attribute_exists(barrel_id) AND "
+                "(attribute_not_exists(#r) OR #r <= :r)",
+                ExpressionAttributeNames={
+                    "#q": "predicted_quality",
+                    "#v": "model_version",
+                    "#r": "reading_seq",
+                    "#t": "scored_at",
+                },
+                ExpressionAttributeValues={
+                    ":q": {"N": repr(float(row.predicted_quality))},
+                    ":v": {"N": str(int(row.model_version))},
+                    ":r": {"N": str(int(row.seq))},
+                    ":t": {"S": row.scored_at},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
     def commit(self, rows: Sequence[LedgerRow], cursor: int) -> int:
+        """The write-backs and the ledger rows are independent idempotent requests, sent
+        together (DynamoDB calls are latency-bound); the cursor moves only once all of them
+        are done."""
+        from wine_assets.readings.store import validate_prediction_columns
+
         newest = self._newest_scores(rows)
         for version in sorted({r.model_version for r in newest}):
             part = [r for r in newest if r.model_version == version]
-            # Conditional on reading_seq: redoing it after a crash changes nothing.
-            self.store.write_prediction_columns(
+            validate_prediction_columns(  # the store's own checks, before any write
                 [r.barrel_id for r in part],
                 [r.predicted_quality for r in part],
                 [r.seq for r in part],
-                model_version=int(version),
-                scored_at=[r.scored_at for r in part],
+                int(version),
+                [r.scored_at for r in part],
             )
-        if len(rows) > 1:
-            with ThreadPoolExecutor(min(8, len(rows))) as pool:
-                added = sum(pool.map(self._put, rows))
-        else:
-            added = sum(map(self._put, rows))
+        added = 0
+        if rows:
+            with ThreadPoolExecutor(min(WORKERS, len(rows) + len(newest))) as pool:
+                writes = [pool.submit(self._write_back, r) for r in newest]
+                puts = [pool.submit(self._put, r) for r in rows]
+                for future in writes:
+                    future.result()
+                added = sum(future.result() for future in puts)
         from botocore.exceptions import ClientError
 
         try:
