@@ -475,7 +475,8 @@ def test_dynamodb_create_upgrades_a_table_made_before_the_day_index(
 
         sent.clear()
         store.create()  # idempotent: no index change, no second backfill
-        assert {op for op, _ in sent} <= {"CreateTable", "DescribeTable"}
+        # Reads only: no index change, no TTL change (UpdateTimeToLive), no second backfill.
+        assert {op for op, _ in sent} <= {"CreateTable", "DescribeTable", "DescribeTimeToLive"}
         assert store.backfill_history_days() == 0  # nothing left since the mark
     with open_store(dynamodb_url) as again:
         again.create()
