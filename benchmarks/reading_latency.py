@@ -72,13 +72,28 @@ class Watcher:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        from wine_assets.readings.dynamodb_store import DynamoDbReadingsStore
         from wine_assets.readings.store import open_store
 
         with open_store(self.url) as store:
             while not self._stop.is_set():
                 now = time.time()
-                for p in store.predictions():
-                    self.seen.setdefault((p.barrel_id, p.reading_seq), now)
+                if isinstance(store, DynamoDbReadingsStore):  # two attributes, not ~20
+                    pages = store._client.get_paginator("scan").paginate(
+                        TableName=store.table,
+                        ConsistentRead=True,
+                        ProjectionExpression="barrel_id, reading_seq",
+                    )
+                    pairs = [
+                        (i["barrel_id"]["S"], int(i["reading_seq"]["N"]))
+                        for page in pages
+                        for i in page["Items"]
+                        if "reading_seq" in i
+                    ]
+                else:
+                    pairs = [(p.barrel_id, p.reading_seq) for p in store.predictions()]
+                for pair in pairs:
+                    self.seen.setdefault(pair, now)
                 self._stop.wait(self.every_s)
 
     def __enter__(self) -> Watcher:

@@ -129,15 +129,13 @@ def ledger_crash(ledger: ScoreLedger, at: str, monkeypatch) -> list[str]:
 
             monkeypatch.setattr(ledger, "_write_back", some_written)
         elif at == "ledger":
-            real_put, count = ledger._put, []
+            real_put = ledger._put_batch
 
-            def some(row):
-                count.append(row)
-                if len(count) > 3:
-                    die()
-                return real_put(row)
+            def half(rows):
+                real_put(rows[: len(rows) // 2])
+                die()
 
-            monkeypatch.setattr(ledger, "_put", some)
+            monkeypatch.setattr(ledger, "_put_batch", half)
         else:
             real_update = ledger._client.update_item
 

@@ -11,8 +11,8 @@ behind the writers, and for every new reading:
 
 Exactly once per ``(barrel, seq)``, across a SIGKILL at any point: the results, each barrel's
 newest score in the store and the scorer's position are committed through the ledger
-(``ledger.py``): one transaction on SQLite; idempotent writes in order on DynamoDB, where a
-restart repeats at most the last batch and the ledger refuses what it already holds.
+(``ledger.py``): one transaction on SQLite; on DynamoDB idempotent writes (the ledger keyed
+by seq), the position last, so a restart repeats at most the last batch and adds nothing.
 
 On DynamoDB a seq is reserved before its reading is written, so a reading can appear after a
 higher one. The position never passes a seq that is not in the ledger: such a seq is looked up

@@ -5,12 +5,13 @@ the 90 % interval, the model version), ``quarantined`` (its reason; not scored) 
 seq the counter handed out whose reading never appeared, given up after a while). The ledger is
 what makes the scorer exactly-once and auditable:
 
-* a row is keyed by seq and never replaced, so a replay after a crash adds nothing;
+* a row is keyed by seq, so a replay after a crash adds nothing (SQLite keeps the first
+  row, DynamoDB rewrites the same item);
 * ``commit`` stores the rows, the newest score per barrel back in the readings store, and the
   scorer's position (``cursor``: every seq up to it is in the ledger) together. On SQLite that
-  is one transaction in the readings file; on DynamoDB (no transaction this size) the three
-  writes are each idempotent and done in that order, so a crash between them is repaired by
-  doing the batch again;
+  is one transaction in the readings file; on DynamoDB (no transaction this size) the rows
+  and write-backs are idempotent and the position is written only after them, so a crash
+  between them is repaired by doing the batch again;
 * each row carries the reading's UTC ``day`` (its ``updated_at`` date), so a day's
   predictions, quarantines and the check that every write of the day is accounted for are
   one indexed read (the daily history assets, ``history.py``).
@@ -25,6 +26,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -265,8 +267,8 @@ class SqliteScoreLedger(ScoreLedger):
 
 
 class DynamoDbScoreLedger(ScoreLedger):
-    """``<table>-scores`` (HASH day, RANGE seq): conditional puts, so a replayed row is
-    refused rather than doubled; the cursor item only moves up."""
+    """``<table>-scores`` (HASH day, RANGE seq): a replayed row rewrites its own item, never
+    adds one; write-backs are conditional on ``reading_seq``; the cursor item only moves up."""
 
     def __init__(self, store: Any) -> None:
         super().__init__(store)
@@ -304,9 +306,7 @@ class DynamoDbScoreLedger(ScoreLedger):
         ).get("Item")
         return int(item["upto"]["N"]) if item else 0
 
-    def _put(self, row: LedgerRow) -> bool:
-        from botocore.exceptions import ClientError
-
+    def _item(self, row: LedgerRow) -> dict[str, Any]:
         from wine_assets.readings.dynamodb_store import TTL_ATTRIBUTE
 
         item: dict[str, Any] = {}
@@ -318,17 +318,21 @@ class DynamoDbScoreLedger(ScoreLedger):
             item[name] = {"N": repr(value)} if is_number else {"S": str(value)}
         # Expires with the reading's history item (see dynamodb_store's TTL).
         item[TTL_ATTRIBUTE] = {"N": str(self.store.expires_at(row.reading_updated_at))}
-        try:
-            self._client.put_item(
-                TableName=self.table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(seq)",
+        return item
+
+    def _put_batch(self, rows: Sequence[LedgerRow]) -> None:
+        """Up to 25 rows in one BatchWriteItem (leftovers retried). A row is keyed by its
+        day and seq: writing it again after a crash rewrites that one item, never adds one."""
+        request = {self.table: [{"PutRequest": {"Item": self._item(r)}} for r in rows]}
+        for attempt in range(10):
+            unprocessed = self._client.batch_write_item(RequestItems=request).get(
+                "UnprocessedItems"
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+            if not unprocessed:
+                return
+            request = unprocessed
+            time.sleep(0.05 * 2**attempt)
+        raise RuntimeError(f"{self.table}: ledger rows still unprocessed")
 
     def _write_back(self, row: LedgerRow) -> None:
         """The barrel's prediction on its item, unless a newer reading's is there already:
@@ -375,14 +379,13 @@ class DynamoDbScoreLedger(ScoreLedger):
                 int(version),
                 [r.scored_at for r in part],
             )
-        added = 0
         if rows:
-            with ThreadPoolExecutor(min(WORKERS, len(rows) + len(newest))) as pool:
+            batches = [rows[i : i + 25] for i in range(0, len(rows), 25)]
+            with ThreadPoolExecutor(min(WORKERS, len(batches) + len(newest))) as pool:
+                puts = [pool.submit(self._put_batch, b) for b in batches]
                 writes = [pool.submit(self._write_back, r) for r in newest]
-                puts = [pool.submit(self._put, r) for r in rows]
-                for future in writes:
+                for future in puts + writes:
                     future.result()
-                added = sum(future.result() for future in puts)
         from botocore.exceptions import ClientError
 
         try:
@@ -396,7 +399,7 @@ class DynamoDbScoreLedger(ScoreLedger):
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-        return added
+        return len(rows)
 
     def _query(self, **kwargs: Any) -> pd.DataFrame:
         pages = self._client.get_paginator("query").paginate(
