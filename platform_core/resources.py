@@ -27,13 +27,18 @@ def storage_resource() -> PlatformStorage:
     )
 
 
-def shared_resources() -> dict:
-    """The resources every code location binds: storage, parquet IO manager, model store."""
-    storage = storage_resource()
+def shared_resources(storage: PlatformStorage | None = None, approval: str | None = None) -> dict:
+    """The resources every code location binds: storage, parquet IO manager, model store.
+
+    ``storage`` and ``approval`` default to the environment (PLATFORM_STORAGE_ROOT,
+    MODEL_APPROVAL); tests pass their own so every resource shares one storage.
+    """
+    storage = storage if storage is not None else storage_resource()
     return {
         "storage": storage,
         "io_manager": ParquetTableIOManager(storage=storage),
         "model_store": ModelStoreResource(
-            storage=storage, approval=setting("MODEL_APPROVAL", "auto")
+            storage=storage,
+            approval=approval if approval is not None else setting("MODEL_APPROVAL", "auto"),
         ),
     }

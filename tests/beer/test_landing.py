@@ -21,9 +21,8 @@ from beer_assets.ingest.landing import (
 from beer_assets.punkapi.client import FetchResult, PunkApiError
 from beer_assets.punkapi.resource import PunkApiResource
 from beer_assets.punkapi.server import FaultPlan, FaultRule
-from platform_core.model_store import ModelStoreResource
+from platform_core.resources import shared_resources
 from platform_core.storage import AlreadyExistsError, PlatformStorage
-from platform_core.tables import ParquetTableIOManager
 
 ALL = [*defs.assets, *defs.asset_checks]
 RAW = dg.AssetSelection.assets("punkapi_raw_beers")
@@ -32,9 +31,7 @@ CLEAN_ONLY = dg.AssetSelection.assets("beers_clean", "punkapi_quarantine")
 
 def resources(storage: PlatformStorage, api_url: str, max_retries: int = 5) -> dict:
     return {
-        "storage": storage,
-        "io_manager": ParquetTableIOManager(storage=storage),
-        "model_store": ModelStoreResource(storage=storage),
+        **shared_resources(storage=storage),
         "punk_api": PunkApiResource(
             base_url=api_url, max_requests_per_hour=0, timeout_s=2, max_retries=max_retries
         ),

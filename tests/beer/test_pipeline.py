@@ -16,10 +16,9 @@ from beer_assets.punkapi.client import FetchResult, PunkApiClient, PunkApiError
 from beer_assets.punkapi.resource import PunkApiResource
 from beer_assets.punkapi.server import FaultPlan, FaultRule
 from platform_core.champion import champion_run_config
-from platform_core.model_store import ModelStoreResource
 from platform_core.registry import ChecksumMismatchError, ModelRegistry, Status
+from platform_core.resources import shared_resources
 from platform_core.storage import PlatformStorage
-from platform_core.tables import ParquetTableIOManager
 from tests.conftest import s3_storage
 
 ALL_ASSETS = list(defs.assets)
@@ -29,9 +28,7 @@ FAST_TRAIN = train_run_config(1)
 
 def resources(storage: PlatformStorage, api_url: str, approval: str = "auto") -> dict:
     return {
-        "storage": storage,
-        "io_manager": ParquetTableIOManager(storage=storage),
-        "model_store": ModelStoreResource(storage=storage, approval=approval),
+        **shared_resources(storage=storage, approval=approval),
         "punk_api": PunkApiResource(base_url=api_url, max_requests_per_hour=0, timeout_s=2),
     }
 

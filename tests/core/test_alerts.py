@@ -24,16 +24,15 @@ from platform_core.alerts import (
     build_freshness_alert_sensor,
     build_run_failure_alert_sensor,
 )
-from platform_core.model_store import ModelStoreResource
+from platform_core.resources import shared_resources
 from platform_core.storage import PlatformStorage
-from platform_core.tables import ParquetTableIOManager
 from wine_assets.datasets import SHIPPED_WINE_QUALITY
 from wine_assets.definitions import defs as wine_defs
-from wine_assets.definitions import retrain_job, snapshot_job
-from wine_assets.monitoring.definitions import drift_job
+from wine_assets.monitoring.jobs import drift_job
 from wine_assets.monitoring.prediction_log import PredictionLogResource
-from wine_assets.profiles.definitions import profiles_job
+from wine_assets.profiles.jobs import profiles_job
 from wine_assets.profiles.resources import SensorProfilesSettings
+from wine_assets.quality.jobs import retrain_job, snapshot_job
 from wine_assets.readings.resource import ReadingsStoreResource
 
 RUN_FAILURES = wine_defs.resolve_sensor_def("wine_run_failure_alerts")
@@ -112,9 +111,7 @@ def location(tmp_path: Path) -> dg.Definitions:
     storage = PlatformStorage.local(str(tmp_path / "storage"))
     resources = {
         **wine_defs.resources,
-        "storage": storage,
-        "io_manager": ParquetTableIOManager(storage=storage),
-        "model_store": ModelStoreResource(storage=storage),
+        **shared_resources(storage=storage),
         "readings_store": ReadingsStoreResource(url=f"sqlite:///{tmp_path / 'readings.db'}"),
         "prediction_log": PredictionLogResource(dsn=f"sqlite:///{tmp_path / 'predictions.db'}"),
         "sensor_profiles": SensorProfilesSettings(drop_dir=str(tmp_path / "no-drop-folder")),

@@ -13,7 +13,7 @@ from dagster import DagsterRun
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
 from beer_assets.definitions import defs as beer_defs
-from beer_assets.definitions import punkapi_poll_schedule
+from beer_assets.ingest.jobs import punkapi_poll_schedule
 from platform_core.run_tags import BACKGROUND, SCORING, run_tags
 from tests.conftest import REPO_ROOT
 from tests.topology.compose import env_example

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_core.model_store import ModelStoreResource
+from platform_core.resources import shared_resources
 from platform_core.storage import PlatformStorage
-from platform_core.tables import ParquetTableIOManager
 from wine_assets.profiles.assets import profile_assets
 from wine_assets.profiles.resources import SensorProfilesSettings
 from wine_assets.profiles.sensor import range_tags
@@ -25,9 +24,7 @@ def profile_resources(
     """The profile assets' resources; the readings store is only opened by source=readings.
     ``drop_dir`` may be ``s3://…``: it then uses ``storage``'s S3 connection."""
     return {
-        "storage": storage,
-        "io_manager": ParquetTableIOManager(storage=storage),
-        "model_store": ModelStoreResource(storage=storage, approval=approval),
+        **shared_resources(storage=storage, approval=approval),
         "readings_store": ReadingsStoreResource(url=readings_url),
         "sensor_profiles": SensorProfilesSettings(
             drop_dir=str(drop_dir), dsn=dsn, k=k, source=source

@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 
 from platform_core.model_store import ModelStoreResource
+from platform_core.resources import shared_resources
 from platform_core.storage import PlatformStorage
-from platform_core.tables import ParquetTableIOManager
 from tests.wine.wine_service import copy_storage, running_service
 from wine_assets.definitions import defs
 from wine_assets.features import FEATURES
@@ -54,9 +54,7 @@ API_URL = "http://127.0.0.1:8765"
 
 def resources(storage: PlatformStorage, log_dsn: str, **sensor: int) -> dict:
     return {
-        "storage": storage,
-        "io_manager": ParquetTableIOManager(storage=storage),
-        "model_store": ModelStoreResource(storage=storage),
+        **shared_resources(storage=storage),
         "prediction_log": PredictionLogResource(dsn=log_dsn),
         "drift_thresholds": DriftThresholds(),
         "drift_sensor_settings": DriftSensorSettings(**sensor),

@@ -20,7 +20,7 @@ from tests.wine.profiles_support import materialize_days, profile_resources
 from wine_assets.definitions import defs
 from wine_assets.profiles import cluster_predictions
 from wine_assets.profiles.assets import profile_assets
-from wine_assets.profiles.definitions import profiles_job
+from wine_assets.profiles.jobs import profiles_job
 from wine_assets.profiles.partitions import ASSIGNMENTS, FEATURES, TEMPERATURES, read_days
 from wine_assets.profiles.resources import SensorProfilesSettings
 from wine_assets.profiles.sensor import build_drop_sensor

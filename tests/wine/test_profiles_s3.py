@@ -16,9 +16,9 @@ from platform_core.storage import PlatformStorage, s3fs_options
 from tests.conftest import s3_storage
 from tests.wine.profiles_support import materialize_days, profile_resources
 from wine_assets.profiles import drop
-from wine_assets.profiles.definitions import profiles_job
 from wine_assets.profiles.drop import DropFileError, DropLocation, file_days, read_drop_file
 from wine_assets.profiles.generate import write_days
+from wine_assets.profiles.jobs import profiles_job
 from wine_assets.profiles.partitions import ASSIGNMENTS, FEATURES, MODEL, TEMPERATURES, read_days
 from wine_assets.profiles.sensor import build_drop_sensor
 

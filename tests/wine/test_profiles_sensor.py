@@ -10,7 +10,7 @@ import pytest
 from platform_core.storage import PlatformStorage
 from tests.wine.profiles_support import profile_resources
 from wine_assets.profiles.assets import profile_assets
-from wine_assets.profiles.definitions import profiles_job
+from wine_assets.profiles.jobs import profiles_job
 from wine_assets.profiles.partitions import ASSIGNMENTS, FEATURES, MODEL, TEMPERATURES
 from wine_assets.profiles.sensor import build_drop_sensor
 

@@ -4,8 +4,7 @@ coverage; no in-sample confusion), and the full metric set as one table."""
 
 import dagster as dg
 
-from platform_core.model_store import ModelStoreResource
-from platform_core.tables import ParquetTableIOManager
+from platform_core.resources import shared_resources
 from wine_assets.quality.assets import (
     HEADLINES,
     quality_checks,
@@ -26,11 +25,7 @@ def test_candidate_page_reads_in_plain_words_with_cross_validated_plots(local_st
                 *training_checks,
                 *quality_checks,
             ],
-            resources={
-                "storage": local_storage,
-                "io_manager": ParquetTableIOManager(storage=local_storage),
-                "model_store": ModelStoreResource(storage=local_storage),
-            },
+            resources=shared_resources(storage=local_storage),
             instance=instance,
             run_config=train_run_config(1),
         )

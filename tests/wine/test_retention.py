@@ -516,7 +516,7 @@ def test_a_failed_retention_run_is_alerted(tmp_path: Path, local_storage: Platfo
     """A retention run that fails (the readings file is not a database) posts a run-failure
     alert: a stopped archive must be heard of before the DynamoDB TTL backstop fires."""
     from tests.core.test_alerts import RUN_FAILURES, Receiver, Ticker, hook
-    from wine_assets.retention.definitions import retention_job
+    from wine_assets.retention.jobs import retention_job
 
     broken = tmp_path / "readings.db"
     broken.write_text("not a database")

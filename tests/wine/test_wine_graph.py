@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from platform_core.model_store import ModelStoreResource
+from platform_core.resources import shared_resources
 from platform_core.settings import init_dagster_home
 from platform_core.storage import PlatformStorage
-from platform_core.tables import ParquetTableIOManager
 from tests.conftest import REPO_ROOT
 from wine_assets.definitions import defs
 from wine_assets.quality.assets import train_run_config
@@ -37,9 +37,7 @@ def resources(storage: PlatformStorage, store_url: str) -> dict:
     """The location's own resources, storage and readings store pointed at the test's."""
     return {
         **defs.resources,
-        "storage": storage,
-        "io_manager": ParquetTableIOManager(storage=storage),
-        "model_store": ModelStoreResource(storage=storage),
+        **shared_resources(storage=storage),
         "readings_store": ReadingsStoreResource(url=store_url),
     }
 

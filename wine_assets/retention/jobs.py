@@ -1,8 +1,4 @@
-"""The retention part of the ``wine`` location: the daily archives, their job and schedule.
-
-Merged into ``wine_assets.definitions``; the readings store, prediction log and storage
-resources come from the other parts, this one adds ``retention`` (the ``*_RETENTION_DAYS``).
-"""
+"""The daily retention job (archive a closed day, then prune) and its schedule."""
 
 import dagster as dg
 
@@ -12,7 +8,6 @@ from wine_assets.retention.assets import (
     barrel_predictions_archive,
     barrel_readings_archive,
     prediction_log_archive,
-    retention_resource,
 )
 
 retention_job = dg.define_asset_job(
@@ -35,11 +30,4 @@ retention_schedule = dg.build_schedule_from_partitioned_job(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     tags=run_tags("schedule", BACKGROUND),
     description="Daily at 00:30 UTC: archive the previous day, then prune past retention.",
-)
-
-defs = dg.Definitions(
-    assets=[barrel_predictions_archive, barrel_readings_archive, prediction_log_archive],
-    jobs=[retention_job],
-    schedules=[retention_schedule],
-    resources={"retention": retention_resource()},
 )

@@ -1,11 +1,9 @@
-"""The sensor-profile part of the ``wine`` location, merged into
-``wine_assets.definitions``; storage, IO manager and model store come from the shared ones."""
+"""The sensor-profile job, its daily schedule and the temperature-drop sensor."""
 
 import dagster as dg
 
 from platform_core.run_tags import BACKGROUND, lane_tags
 from wine_assets.profiles.assets import profile_assets
-from wine_assets.profiles.resources import profiles_settings
 from wine_assets.profiles.schedule import build_readings_schedule
 from wine_assets.profiles.sensor import build_drop_sensor
 
@@ -16,11 +14,5 @@ profiles_job = dg.define_asset_job(
     "assignments for a day or a range of days (one run per range).",
     tags=lane_tags(BACKGROUND),
 )
-
-defs = dg.Definitions(
-    assets=profile_assets,
-    jobs=[profiles_job],
-    sensors=[build_drop_sensor(profiles_job)],
-    schedules=[build_readings_schedule(profiles_job)],
-    resources={"sensor_profiles": profiles_settings()},
-)
+readings_schedule = build_readings_schedule(profiles_job)
+drop_sensor = build_drop_sensor(profiles_job)
