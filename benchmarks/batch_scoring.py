@@ -37,11 +37,11 @@ def measure(rows: int, batch: int, repeats: int) -> dict:
     from platform_core.registry import ModelRegistry
     from platform_core.storage import PlatformStorage
     from wine_assets.features import FEATURES, read_uci
+    from wine_assets.quality import MODEL_NAME
     from wine_assets.quality import model as wine_model
     from wine_assets.quality.assets import register_champion
     from wine_assets.quality.consumer import BarrelScorer, ChampionSource
     from wine_assets.quality.ledger import open_ledger
-    from wine_assets.quality.snapshot import MODEL_NAME
     from wine_assets.readings.schema import Reading
     from wine_assets.readings.store import open_store
 

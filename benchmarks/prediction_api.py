@@ -125,9 +125,9 @@ def measure(
     from tests.conftest import free_port, wait_http
     from tests.pg_server import PostgresServer
     from wine_assets.features import FEATURES, read_uci
+    from wine_assets.quality import MODEL_NAME
     from wine_assets.quality import model as wine_model
     from wine_assets.quality.assets import register_champion
-    from wine_assets.quality.snapshot import MODEL_NAME
 
     uci = read_uci()
     pg = PostgresServer()

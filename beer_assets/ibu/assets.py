@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from beer_assets.ibu import GROUP, MODEL_NAME
 from beer_assets.ibu import model as ibu
 from platform_core.automation import BUILD_WHEN_MISSING
 from platform_core.champion import (
@@ -21,8 +22,6 @@ from platform_core.promotion import (
     build_gate_check,
 )
 
-GROUP = "beer_ibu"
-MODEL_NAME = "beer_ibu"
 CANDIDATE = dg.AssetKey("ibu_model_candidate")
 CHAMPION = dg.AssetKey("ibu_model_champion")
 BASELINE_LABEL = "the original IBU model (XGBoost on six columns)"

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from beer_assets.ingest import GROUP
 from beer_assets.ingest.clean import clean_beers, column_descriptions
 from beer_assets.ingest.landing import RAW_PREFIX, LandingWriter, iter_raw_pages, list_landings
 from beer_assets.ingest.quarantine import sort_records
@@ -15,8 +16,6 @@ from beer_assets.punkapi.resource import PunkApiResource
 from platform_core.automation import BUILD_WHEN_MISSING, RUN_WITH_ASSET
 from platform_core.storage import PlatformStorage
 from platform_core.tables import table_schema
-
-GROUP = "beer_ingest"
 
 
 class IngestConfig(dg.Config):

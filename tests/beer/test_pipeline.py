@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from beer_assets.definitions import defs
+from beer_assets.ibu import MODEL_NAME
 from beer_assets.ibu import model as ibu
-from beer_assets.ibu.assets import CHAMPION, MODEL_NAME, train_run_config
+from beer_assets.ibu.assets import CHAMPION, train_run_config
 from beer_assets.ingest import checks
 from beer_assets.ingest.landing import RAW_PREFIX, land
 from beer_assets.punkapi.client import FetchResult, PunkApiClient, PunkApiError

@@ -33,7 +33,7 @@ from wine_assets.features import FEATURES
 from wine_assets.monitoring.assets import report_folder
 from wine_assets.monitoring.prediction_log import open_log
 from wine_assets.monitoring.service import ChampionCache, PredictionBatcher, new_request_id
-from wine_assets.quality.snapshot import MODEL_NAME
+from wine_assets.quality import MODEL_NAME
 from wine_assets.quality.trust import annotate
 from wine_assets.readings.schema import PHYSICAL_BOUNDS
 from wine_assets.readings.store import open_store

@@ -10,9 +10,9 @@ from platform_core.champion import champion_run_config
 from platform_core.registry import ModelRegistry, Status
 from platform_core.storage import PlatformStorage
 from tests.wine.profiles_support import materialize_days, profile_resources
+from wine_assets.profiles import MODEL_NAME
 from wine_assets.profiles.assets import profile_assets
 from wine_assets.profiles.generate import write_days
-from wine_assets.profiles.model import MODEL_NAME
 from wine_assets.profiles.partitions import ASSIGNMENTS, CHAMPION, read_days
 
 

@@ -11,10 +11,11 @@ import pytest
 from platform_core.registry import ChecksumMismatchError, ModelRegistry
 from platform_core.storage import PlatformStorage
 from tests.wine.profiles_support import materialize_days, profile_resources
+from wine_assets.profiles import MODEL_NAME
 from wine_assets.profiles.assets import profile_assets
 from wine_assets.profiles.features import MODEL_FEATURES
 from wine_assets.profiles.generate import write_days
-from wine_assets.profiles.model import MODEL_NAME, ProfileModel, assign, fit
+from wine_assets.profiles.model import ProfileModel, assign, fit
 
 
 def synthetic_features(seed: int, shift: float = 0.0, n: int = 400) -> pd.DataFrame:

@@ -10,7 +10,8 @@ from pydantic import Field
 from platform_core.model_store import ModelStoreResource
 from platform_core.promotion import BASELINE_SCORE, SCORE
 from platform_core.registry import Status
-from wine_assets.quality.assets import CANDIDATE, MODEL_NAME, quality_checks
+from wine_assets.quality import MODEL_NAME
+from wine_assets.quality.assets import CANDIDATE, quality_checks
 from wine_assets.quality.champion import CHAMPION, wine_quality_champion
 
 FILES = {"spec.json": b"{}"}

@@ -29,15 +29,15 @@ from pydantic import Field
 from platform_core.model_store import ModelStoreResource
 from platform_core.storage import PlatformStorage
 from wine_assets import freshness
+from wine_assets.monitoring import GROUP
 from wine_assets.monitoring.drift import DRIFT_COLUMNS, compare, drift_frame
 from wine_assets.monitoring.prediction_log import PredictionLogResource
 from wine_assets.monitoring.report_html import external_resources
 from wine_assets.monitoring.thresholds import DriftThresholds, Thresholds
+from wine_assets.quality import MODEL_NAME
 from wine_assets.quality import model as wine_model
-from wine_assets.quality.snapshot import MODEL_NAME
 from wine_assets.retention.archive import logged_window
 
-GROUP = "wine_monitoring"
 REPORT_PREFIX = "monitoring/wine_drift"
 #: The UTC hours holding predictions; the drift sensor adds them.
 drift_partitions = dg.DynamicPartitionsDefinition(name="wine_drift_hours")

@@ -26,7 +26,7 @@ from platform_core.run_tags import BACKGROUND, run_tags
 from wine_assets.monitoring.assets import POSITIONS_TAG, Positions, drift_partitions, hour_key
 from wine_assets.monitoring.prediction_log import PredictionLogResource
 from wine_assets.monitoring.resources import DriftSensorSettings
-from wine_assets.quality.snapshot import MODEL_NAME
+from wine_assets.quality import MODEL_NAME
 
 SENSOR_TAGS = run_tags("sensor", BACKGROUND)
 #: Seconds between the sensor's ticks (the daemon's loop adds up to ~5 s).

@@ -32,10 +32,10 @@ from platform_core.model_store import ModelStoreResource
 from platform_core.registry import ModelVersion
 from wine_assets.features import FEATURES
 from wine_assets.monitoring.prediction_log import LoggedPrediction, PredictionLog
+from wine_assets.quality import MODEL_NAME
 from wine_assets.quality import model as wine_model
 from wine_assets.quality import trust as wine_trust
 from wine_assets.quality.model import is_good
-from wine_assets.quality.snapshot import MODEL_NAME
 
 
 class NoChampionError(RuntimeError):

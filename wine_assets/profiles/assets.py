@@ -21,7 +21,7 @@ from platform_core.registry import ModelVersion, PromotionDecision
 from platform_core.storage import PlatformStorage
 from platform_core.tables import table_metadata
 from wine_assets import freshness
-from wine_assets.profiles import cluster_predictions
+from wine_assets.profiles import GROUP, MODEL_NAME, cluster_predictions
 from wine_assets.profiles.drop import DropFileError, list_drop_files, read_drop_file
 from wine_assets.profiles.features import (
     DESCRIPTIONS,
@@ -31,7 +31,7 @@ from wine_assets.profiles.features import (
     nonfinite_model_inputs,
 )
 from wine_assets.profiles.generate import is_synthetic
-from wine_assets.profiles.model import MODEL_NAME, ProfileModel, assign, cluster_sizes, fit
+from wine_assets.profiles.model import ProfileModel, assign, cluster_sizes, fit
 from wine_assets.profiles.partitions import (
     ASSIGNMENTS,
     CHAMPION,
@@ -50,8 +50,6 @@ from wine_assets.profiles.partitions import (
 from wine_assets.profiles.readings_source import hourly_temperatures
 from wine_assets.profiles.resources import SensorProfilesSettings
 from wine_assets.readings.resource import ReadingsStoreResource
-
-GROUP = "sensor_profiles"
 
 
 def peak_rss_mb() -> float:

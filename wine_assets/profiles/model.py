@@ -16,7 +16,6 @@ import pandas as pd
 
 from wine_assets.profiles.features import MODEL_FEATURES, model_rows
 
-MODEL_NAME = "sensor_profiles"
 MODEL_FILE = "model.json"
 
 

@@ -17,10 +17,9 @@ from platform_core.promotion import (
 from platform_core.registry import ModelRegistry, ModelVersion, Status
 from platform_core.storage import PlatformStorage
 from wine_assets.features import WINE_TYPES
+from wine_assets.quality import GROUP, MODEL_NAME, report
 from wine_assets.quality import model as wine_model
-from wine_assets.quality import report
 from wine_assets.quality import trust as wine_trust
-from wine_assets.quality.snapshot import GROUP, MODEL_NAME
 
 CANDIDATE = dg.AssetKey("wine_quality_model_candidate")
 

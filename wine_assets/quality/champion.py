@@ -7,12 +7,11 @@ Downstream of ``wine_quality_model_candidate`` (gated by ``interval_coverage`` a
 import dagster as dg
 
 from platform_core.champion import build_champion_asset
+from wine_assets.quality import GROUP, MODEL_NAME
 from wine_assets.quality.assets import (
     BASELINE_LABEL,
     CANDIDATE,
-    GROUP,
     HEADLINES,
-    MODEL_NAME,
     interval_requirement,
 )
 

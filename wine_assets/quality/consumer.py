@@ -44,11 +44,11 @@ import pandas as pd
 from platform_core.model_store import ModelStoreResource
 from platform_core.registry import ModelVersion
 from platform_core.tables import table_key
+from wine_assets.quality import MODEL_NAME
 from wine_assets.quality import model as wine_model
 from wine_assets.quality import trust as wine_trust
 from wine_assets.quality.ledger import LedgerRow, ScoreLedger, open_ledger
 from wine_assets.quality.snapshot import (
-    MODEL_NAME,
     PREDICTIONS,
     SNAPSHOT,
     TRAINING,

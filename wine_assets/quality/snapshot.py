@@ -28,10 +28,9 @@ from pydantic import Field
 
 from wine_assets import freshness
 from wine_assets.features import FEATURES, WINE_TYPES
+from wine_assets.quality import GROUP
 from wine_assets.readings.resource import ReadingsStoreResource
 
-GROUP = "wine_quality"
-MODEL_NAME = "wine_quality"
 SNAPSHOT = dg.AssetKey("wine_sensor_snapshot")
 PREDICTIONS = dg.AssetKey("barrel_quality_predictions")
 TRAINING = dg.AssetKey("wine_training_data")

@@ -8,9 +8,9 @@ from platform_core.automation import BUILD_WHEN_MISSING
 from platform_core.tables import table_schema
 from wine_assets.datasets import SHIPPED_WINE_QUALITY, wine_quality_dir
 from wine_assets.features import FEATURES, QUALITY_SCALE, TARGET, WINE_TYPES, read_uci_csv
+from wine_assets.quality import GROUP
 from wine_assets.readings.schema import PHYSICAL_BOUNDS
 
-GROUP = "wine_quality"
 TRAINING = dg.AssetKey("wine_training_data")
 
 

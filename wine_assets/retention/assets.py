@@ -34,6 +34,7 @@ from platform_core.storage import PlatformStorage
 from wine_assets.monitoring.prediction_log import PredictionLogResource
 from wine_assets.quality.ledger import open_ledger
 from wine_assets.readings.resource import ReadingsStoreResource
+from wine_assets.retention import GROUP
 from wine_assets.retention.archive import (
     DEFAULT_BATCH_SIZE,
     ArchiveMismatchError,
@@ -46,7 +47,6 @@ from wine_assets.retention.archive import (
     retain,
 )
 
-GROUP = "wine_retention"
 CHECK = "holds_every_row"
 #: Closed UTC days (the current day has no partition until it ends).
 archive_partitions = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC")
