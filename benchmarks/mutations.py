@@ -68,7 +68,7 @@ MUTATIONS = [
     Mutation(
         "row_count_not_blocking",
         "row_count_not_falling no longer blocks what is downstream of beers_clean",
-        "beer_assets/ingest/checks.py",
+        "beer_assets/ingest/assets.py",
         "@dg.asset_check(asset=CLEAN, blocking=True, description=ROW_COUNT_CHECK_DESCRIPTION)",
         "@dg.asset_check(asset=CLEAN, blocking=False, description=ROW_COUNT_CHECK_DESCRIPTION)",
         ("tests/beer/test_pipeline.py::test_lost_raw_data_fails_row_count_and_blocks",),

@@ -11,7 +11,7 @@ from beer_assets.definitions import defs
 from beer_assets.ibu import MODEL_NAME
 from beer_assets.ibu import model as ibu
 from beer_assets.ibu.assets import CHAMPION, train_run_config
-from beer_assets.ingest import checks
+from beer_assets.ingest import assets as ingest
 from beer_assets.ingest.landing import RAW_PREFIX, land
 from beer_assets.punkapi.client import FetchResult, PunkApiClient, PunkApiError
 from beer_assets.punkapi.resource import PunkApiResource
@@ -140,10 +140,10 @@ def test_blocking_check_stops_the_model(local_storage, punkapi_server):
 @pytest.mark.parametrize(
     ("check", "plant"),
     [
-        (checks.ids_unique_and_present, lambda df: pd.concat([df, df.head(2)])),
-        (checks.values_in_physical_range, lambda df: df.assign(abv=-df["abv"])),
-        (checks.values_in_physical_range, lambda df: df.assign(ibu=df["ibu"] - 1000)),
-        (checks.values_plausible, lambda df: df.assign(ph=df["ph"] * 10)),
+        (ingest.ids_unique_and_present, lambda df: pd.concat([df, df.head(2)])),
+        (ingest.values_in_physical_range, lambda df: df.assign(abv=-df["abv"])),
+        (ingest.values_in_physical_range, lambda df: df.assign(ibu=df["ibu"] - 1000)),
+        (ingest.values_plausible, lambda df: df.assign(ph=df["ph"] * 10)),
     ],
 )
 def test_checks_fail_with_error_on_planted_rows(check, plant, clean_table):
@@ -156,7 +156,7 @@ def test_checks_fail_with_error_on_planted_rows(check, plant, clean_table):
 
 def test_known_source_errors_only_warn(clean_table):
     """The real dump has 13 swapped gravities and one pH of 79: listed, WARN, not ERROR."""
-    result = checks.values_plausible(clean_table)  # type: ignore[call-arg]
+    result = ingest.values_plausible(clean_table)  # type: ignore[call-arg]
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert 317 in result.metadata["ph outside [2, 7]"].value
     assert len(result.metadata["target_og < target_fg"].value) == 13
@@ -265,12 +265,12 @@ def test_row_count_baseline_without_a_passing_check_is_the_largest_earlier_count
     """With no passing evaluation on record, the baseline is the most rows any earlier
     materialization had (the latest, being checked, excluded), not merely the previous one."""
     with dg.instance_for_test() as instance:
-        assert checks._baseline_row_count(instance)[0] is None
+        assert ingest._baseline_row_count(instance)[0] is None
         for rows in (325, 300, 290):
             instance.report_runless_asset_event(
-                dg.AssetMaterialization(checks.CLEAN, metadata={"dagster/row_count": rows})
+                dg.AssetMaterialization(ingest.CLEAN, metadata={"dagster/row_count": rows})
             )
-        assert checks._baseline_row_count(instance) == (325, "largest earlier materialization")
+        assert ingest._baseline_row_count(instance) == (325, "largest earlier materialization")
 
 
 @pytest.mark.parametrize("fails", [False, True])

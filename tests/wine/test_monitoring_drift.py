@@ -23,13 +23,13 @@ from wine_assets.monitoring.assets import (
     POSITIONS_TAG,
     WHOLE_HOUR,
     WineApiResource,
+    drift_checks,
     drift_partitions,
     hour_key,
     read_summary,
     report_folder,
     wine_drift_report,
 )
-from wine_assets.monitoring.checks import drift_checks
 from wine_assets.monitoring.prediction_log import LoggedPrediction, PredictionLogResource, open_log
 from wine_assets.monitoring.report_html import external_resources
 from wine_assets.monitoring.resources import DriftSensorSettings, drift_sensor_settings
