@@ -277,51 +277,6 @@ def test_prediction_columns_for_an_unknown_barrel_roll_back(store: ReadingsStore
     assert store.predictions() == before
 
 
-def test_prediction_batch_in_parts_writes_like_one_batch(store: ReadingsStore) -> None:
-    seqs = store.put([reading(f"barrel-{i}") for i in range(5)])
-    at = utc_now()
-    with store.prediction_batch(model_version=2, scored_at=at) as batch:
-        batch.add(pd.Series(["barrel-0", "barrel-1"], dtype="string"), [5.0, 6.0], seqs[:2])
-        batch.add(np.array(["barrel-2", "barrel-3", "barrel-4"], dtype=object), [7.0] * 3, seqs[2:])
-        batch.add([], [], [])
-    assert batch.written == 5
-    assert store.predictions() == [
-        Prediction(f"barrel-{i}", q, 2, s, at)
-        for i, (q, s) in enumerate(zip([5.0, 6.0, 7.0, 7.0, 7.0], seqs, strict=True))
-    ]
-    with store.prediction_batch(model_version=3, scored_at=at) as empty:
-        pass
-    assert empty.written == 0
-
-
-@pytest.mark.parametrize("failure", ["invalid row in a later part", "unknown barrel", "caller"])
-def test_prediction_batch_is_all_or_nothing_across_parts(
-    store: ReadingsStore, failure: str
-) -> None:
-    seqs = store.put([reading(f"barrel-{i}") for i in range(4)])
-    store.write_prediction_columns(["barrel-0"], [1.0], [seqs[0]], model_version=1, scored_at="t")
-    before = store.predictions()
-    with (
-        pytest.raises((InvalidReadingError, KeyError, RuntimeError)) as info,
-        store.prediction_batch(model_version=2, scored_at=utc_now()) as batch,
-    ):
-        batch.add(["barrel-0", "barrel-1"], [5.0, 6.0], seqs[:2])
-        if failure == "invalid row in a later part":
-            batch.add(["barrel-2", "barrel-3"], [7.0, 10.5], seqs[2:])
-        elif failure == "unknown barrel":
-            batch.add(["barrel-2", "barrel-404"], [7.0, 7.0], seqs[2:])
-        else:
-            raise RuntimeError("the scoring failed after the first part")
-    if failure == "invalid row in a later part":
-        # The row is named by its index in the whole batch, not in its part.
-        assert [(e["index"], e["barrel_id"], e["field"]) for e in info.value.errors] == [
-            (3, "barrel-3", "predicted_quality")
-        ]
-    elif failure == "unknown barrel":
-        assert "barrel-404" in str(info.value)
-    assert store.predictions() == before
-
-
 def test_both_backends_give_the_same_predictions_back(sqlite_url: str, dynamodb_url: str) -> None:
     at = utc_now()
     got = []

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from wine_assets.readings.schema import NUMERIC_FIELDS, Prediction, Reading
 from wine_assets.readings.store import (
     HISTORY_COLUMNS,
-    PredictionBatch,
     PredictionColumns,
     ReadingsStore,
     _check_cursor,
@@ -224,21 +223,6 @@ class SqliteReadingsStore(ReadingsStore):
             before = conn.total_changes
             self._upsert_predictions(conn, columns)
             return conn.total_changes - before
-
-    @contextmanager
-    def prediction_batch(self, *, model_version: int, scored_at: str) -> Iterator[PredictionBatch]:
-        """Each part is upserted as it is added, all inside one write transaction: the batch
-        stays all or nothing while its write overlaps the prediction of the next part."""
-        self._ensure_schema()
-        with self._write() as conn:
-            before = conn.total_changes
-            batch = PredictionBatch(
-                lambda columns: self._upsert_predictions(conn, columns),
-                model_version=model_version,
-                scored_at=scored_at,
-            )
-            yield batch
-            batch.written = conn.total_changes - before
 
     def _upsert_predictions(self, conn: sqlite3.Connection, columns: PredictionColumns) -> None:
         """One statement for the rows (a million narrow upserts take ~2 s); an unknown barrel

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from operator import attrgetter
@@ -43,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HISTORY_COLUMNS",
-    "PredictionBatch",
     "PredictionColumns",
     "ReadingsStore",
     "open_store",
@@ -278,17 +275,14 @@ def validate_prediction_columns(
     reading_seq: npt.ArrayLike,
     model_version: npt.ArrayLike | int,
     scored_at: npt.ArrayLike | str,
-    first_index: int = 0,
 ) -> PredictionColumns:
     """Check a batch given as columns (``model_version``/``scored_at`` may be one value for
-    all rows); all-or-nothing like readings: one error names every bad row and field (rows
-    counted from ``first_index``: a part of a larger batch names rows in the whole batch)."""
+    all rows); all-or-nothing like readings: one error names every bad row and field."""
     columns, errors = _prediction_column_errors(
         barrel_id, predicted_quality, reading_seq, model_version, scored_at
     )
     if errors:
-        shifted = [error | {"index": error["index"] + first_index} for error in errors]
-        raise InvalidReadingError(shifted, "invalid predictions, nothing written")
+        raise InvalidReadingError(errors, "invalid predictions, nothing written")
     return columns
 
 
@@ -317,46 +311,6 @@ def validate_predictions(preds: Sequence[Prediction]) -> PredictionColumns:
         errors.sort(key=lambda e: e["index"])
         raise InvalidReadingError(errors, "invalid predictions, nothing written")
     return columns
-
-
-class PredictionBatch:
-    """One batch of predictions handed to the store in parts (``ReadingsStore.prediction_batch``).
-
-    ``add`` checks each part as it arrives, with row indexes counted over the whole batch, and
-    passes it to the backend; ``written`` is set once the batch is stored. ``add`` may run on
-    another thread than the one that opened the batch (the scoring asset writes one part while
-    it predicts the next), one call at a time.
-    """
-
-    def __init__(
-        self,
-        write: Callable[[PredictionColumns], None],
-        *,
-        model_version: int,
-        scored_at: str,
-    ) -> None:
-        self._write = write
-        self._lock = threading.Lock()
-        self.model_version = model_version
-        self.scored_at = scored_at
-        self.rows = 0
-        self.written = 0
-
-    def add(
-        self, barrel_id: npt.ArrayLike, predicted_quality: npt.ArrayLike, reading_seq: npt.ArrayLike
-    ) -> None:
-        """Check one part (errors name the row's index in the whole batch) and write it."""
-        with self._lock:
-            columns = validate_prediction_columns(
-                barrel_id,
-                predicted_quality,
-                reading_seq,
-                self.model_version,
-                self.scored_at,
-                first_index=self.rows,
-            )
-            self._write(columns)
-            self.rows += len(columns)
 
 
 class ReadingsStore(ABC):
@@ -429,21 +383,6 @@ class ReadingsStore(ABC):
     @abstractmethod
     def _write_predictions(self, columns: PredictionColumns) -> int:
         """Write an already validated batch (see ``write_prediction_columns``)."""
-
-    @contextmanager
-    def prediction_batch(self, *, model_version: int, scored_at: str) -> Iterator[PredictionBatch]:
-        """``write_prediction_columns`` for a batch that arrives in parts: ``batch.add(ids,
-        qualities, seqs)`` per part, the same checks and rules, all or nothing (an error in
-        any part, or in the block, writes no part); ``batch.written`` after the block.
-
-        This default keeps the checked parts and writes them when the block ends (DynamoDB has
-        no multi-item transaction this size); SQLite writes each part as it comes inside one
-        transaction, so the write overlaps whatever produces the next part.
-        """
-        parts: list[PredictionColumns] = []
-        batch = PredictionBatch(parts.append, model_version=model_version, scored_at=scored_at)
-        yield batch
-        batch.written = self._write_predictions(PredictionColumns.concat(parts)) if parts else 0
 
     @abstractmethod
     def get_prediction(self, barrel_id: str) -> Prediction | None:
