@@ -98,12 +98,20 @@ MUTATIONS = [
         ("tests/beer/test_landing.py",),
     ),
     Mutation(
-        "sensor_cursor_advances_without_champion",
-        "the barrel sensor moves its cursor past changes while there is no champion",
-        "wine_assets/quality/sensor.py",
-        "            # Keep the cursor: once a champion exists, these changes are still scored.\n",
-        "            context.update_cursor(str(latest))\n",
-        ("tests/wine/test_wine_graph.py::test_sensor_waits_for_a_champion",),
+        "scorer_moves_without_champion",
+        "the barrel scorer moves its position past readings while there is no champion",
+        "wine_assets/quality/consumer.py",
+        "        champion = self.champion()  # NotReady: nothing read, nothing moved\n",
+        "        try:\n"
+        "            champion = self.champion()\n"
+        "        except NotReady:\n"
+        "            self.position = self.store.max_seq()\n"
+        "            self.ledger.commit([], self.position)\n"
+        "            raise\n",
+        (
+            "tests/wine/test_quality_consumer.py::"
+            "test_without_a_champion_the_scorer_waits_and_keeps_its_position",
+        ),
     ),
     Mutation(
         "promotion_skips_checksum",
@@ -139,14 +147,14 @@ MUTATIONS = [
     ),
     # Beyond issue 18's table: the other modules that guard data.
     Mutation(
-        "snapshot_scores_quarantined_readings",
-        "barrel predictions score readings the snapshot quarantined",
-        "wine_assets/quality/snapshot.py",
-        "    todo = window[~held] if held.any() else window",
-        "    todo = window",
+        "scorer_scores_quarantined_readings",
+        "the barrel scorer scores readings it should quarantine",
+        "wine_assets/quality/consumer.py",
+        "        held = reasons.notna().to_numpy()\n",
+        "        held = np.zeros(len(df), dtype=bool)\n",
         (
-            "tests/wine/test_wine_graph.py::"
-            "test_corrupted_readings_fail_the_range_check_and_are_quarantined",
+            "tests/wine/test_quality_consumer.py::"
+            "test_quarantined_readings_are_kept_with_their_reason_and_others_scored",
         ),
     ),
     Mutation(

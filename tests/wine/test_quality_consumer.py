@@ -262,3 +262,24 @@ def test_sigkill_of_the_scorer_process_neither_skips_nor_doubles(
         event = instance.get_latest_materialization_event(dg.AssetKey("barrel_quality_predictions"))
         assert event is not None, log.read_text()[-2000:]
         assert event.asset_materialization.metadata["seq_range"].value.startswith("[")
+
+
+def test_without_a_champion_the_scorer_waits_and_keeps_its_position(
+    store: ReadingsStore, tmp_path, data_dir
+):
+    from platform_core.storage import PlatformStorage
+    from wine_assets.features import read_uci
+    from wine_assets.quality.assets import register_champion
+    from wine_assets.quality.consumer import NotReady
+
+    store.put([reading(f"barrel-{i:04d}") for i in range(3)])
+    storage = PlatformStorage.local(str(tmp_path / "storage"))
+    s, ledger = scorer(store, storage)
+    with pytest.raises(NotReady, match="no champion"):
+        s.step()
+    assert ledger.cursor() == 0 and s.position == 0  # nothing read past, nothing skipped
+    uci = read_uci(data_dir)
+    register_champion(storage, uci, "test: the first champion")
+    storage.write_parquet("tables/wine_training_data.parquet", uci)
+    drain(s)
+    assert_exactly_once(store, ledger)  # the readings written while waiting are scored
