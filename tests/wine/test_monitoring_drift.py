@@ -21,17 +21,16 @@ from wine_assets.definitions import defs
 from wine_assets.features import FEATURES
 from wine_assets.monitoring.assets import (
     POSITIONS_TAG,
-    WHOLE_HOUR,
     WineApiResource,
     drift_checks,
     drift_partitions,
-    hour_key,
     read_summary,
     report_folder,
     wine_drift_report,
 )
 from wine_assets.monitoring.prediction_log import LoggedPrediction, PredictionLogResource, open_log
 from wine_assets.monitoring.report_html import external_resources
+from wine_assets.monitoring.reports import WHOLE_HOUR, hour_key
 from wine_assets.monitoring.resources import DriftSensorSettings, drift_sensor_settings
 from wine_assets.monitoring.send_batch import make_batch, send
 from wine_assets.monitoring.sensor import build_drift_sensor

@@ -555,7 +555,8 @@ def test_a_drift_report_of_a_pruned_hour_reads_the_archive(
     from tests.wine.test_monitoring_drift import ASSETS, REPORT
     from tests.wine.test_monitoring_drift import resources as drift_resources
     from wine_assets.features import read_uci
-    from wine_assets.monitoring.assets import drift_partitions, hour_key
+    from wine_assets.monitoring.assets import drift_partitions
+    from wine_assets.monitoring.reports import hour_key
 
     storage = PlatformStorage.local(str(tmp_path / "storage"))
     storage.write_parquet("tables/wine_training_data.parquet", read_uci())

@@ -48,17 +48,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from platform_core.model_store import ModelStoreResource
 from platform_core.storage import PlatformStorage
-from wine_assets.monitoring.assets import (
-    REPORT_HOUR_PATTERN,
-    REPORT_POSITIONS_PATTERN,
-    REPORT_PREFIX,
-    summary_keys,
-)
 from wine_assets.monitoring.page import PAGE_HTML
 from wine_assets.monitoring.prediction_log import (
     LogUnavailableError,
     PredictionLogResource,
     open_log,
+)
+from wine_assets.monitoring.reports import (
+    REPORT_HOUR_PATTERN,
+    REPORT_POSITIONS_PATTERN,
+    REPORT_PREFIX,
+    summary_keys,
 )
 from wine_assets.monitoring.service import (
     ChampionCache,

@@ -21,7 +21,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -34,39 +34,26 @@ from wine_assets.monitoring import GROUP
 from wine_assets.monitoring.drift import DRIFT_COLUMNS, compare, drift_frame, rejected_features
 from wine_assets.monitoring.prediction_log import PredictionLogResource
 from wine_assets.monitoring.report_html import external_resources
+from wine_assets.monitoring.reports import (
+    REPORT_PREFIX,
+    WHOLE_HOUR,
+    hour_window,
+    summary_keys,
+)
 from wine_assets.monitoring.thresholds import DriftThresholds, Thresholds
 from wine_assets.quality import MODEL_NAME
 from wine_assets.quality import model as wine_model
 from wine_assets.retention.archive import logged_window
 
-REPORT_PREFIX = "monitoring/wine_drift"
 #: The UTC hours holding predictions; the drift sensor adds them.
 drift_partitions = dg.DynamicPartitionsDefinition(name="wine_drift_hours")
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H:00"
 #: Run tag naming the log positions a report covers: ``first-last``, both included.
 POSITIONS_TAG = "wine/drift_positions"
-#: Label of a report over every row of its hour (a run without POSITIONS_TAG).
-WHOLE_HOUR = "hour"
-#: What ``/reports/<hour>/<positions>`` accepts (the service's path patterns): an hour folder
-#: (``hour_folder_name``) and a report label (``first-last`` or ``hour``).
-REPORT_HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}00Z$"
-REPORT_POSITIONS_PATTERN = r"^(?:[1-9]\d*-[1-9]\d*|hour)$"
 
 
 def _finite(value: float) -> float | None:
     """``value``, or None for NaN (summary.json stays strict JSON)."""
     return None if math.isnan(value) else value
-
-
-def hour_key(ts: datetime) -> str:
-    """The partition of a moment: its UTC hour, ``YYYY-MM-DD-HH:00``."""
-    return ts.astimezone(UTC).strftime(HOUR_KEY_FORMAT)
-
-
-def hour_window(key: str) -> tuple[datetime, datetime]:
-    """``[start, end)`` of an hour partition."""
-    start = datetime.strptime(key, HOUR_KEY_FORMAT).replace(tzinfo=UTC)
-    return start, start + timedelta(hours=1)
 
 
 def hour_folder_name(start: datetime) -> str:
@@ -149,18 +136,6 @@ def read_summary(
     the hour's newest report."""
     key = f"{report_folder(start, label)}/summary.json" if label else latest_key(start)
     return json.loads(storage.read_bytes(key)) if storage.exists(key) else None
-
-
-def _report_order(key: str) -> tuple[str, int]:
-    """Summary keys in time order: hour folder, then first position (whole hour last)."""
-    hour, label = key.split("/")[-3:-1]
-    return hour, int(label.split("-")[0]) if label != WHOLE_HOUR else 2**62
-
-
-def summary_keys(storage: PlatformStorage) -> list[str]:
-    """Every report's summary key, oldest first."""
-    keys = [k for k in storage.list_keys(REPORT_PREFIX) if k.endswith("/summary.json")]
-    return sorted((k for k in keys if len(k.split("/")) >= 4), key=_report_order)
 
 
 def _history(storage: PlatformStorage, limit: int) -> pd.DataFrame:

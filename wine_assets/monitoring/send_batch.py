@@ -30,7 +30,7 @@ import numpy as np
 import requests
 
 from wine_assets.features import FEATURES, read_uci
-from wine_assets.monitoring.assets import hour_key
+from wine_assets.monitoring.reports import hour_key
 from wine_assets.quality.model import is_good
 from wine_assets.readings.simulator import MODES, apply_mode
 

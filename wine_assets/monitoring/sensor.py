@@ -23,8 +23,9 @@ import dagster as dg
 
 from platform_core.model_store import ModelStoreResource
 from platform_core.run_tags import BACKGROUND, run_tags
-from wine_assets.monitoring.assets import POSITIONS_TAG, Positions, drift_partitions, hour_key
+from wine_assets.monitoring.assets import POSITIONS_TAG, Positions, drift_partitions
 from wine_assets.monitoring.prediction_log import PredictionLogResource
+from wine_assets.monitoring.reports import hour_key
 from wine_assets.monitoring.resources import DriftSensorSettings
 from wine_assets.quality import MODEL_NAME
 
