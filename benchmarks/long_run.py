@@ -32,16 +32,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import requests
-from figures import emit, timed
+from figures import emit, running, timed
 
 from platform_core.settings import init_dagster_home
 
@@ -315,24 +311,6 @@ def hot_rows(env: dict[str, str]) -> dict[str, int]:
 
 
 # -- measurements -----------------------------------------------------------------------------
-
-
-@contextmanager
-def running(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
-    """A platform process for the block, stopped (SIGTERM, then SIGKILL) after it."""
-    with open(log_path, "w") as out:
-        proc = subprocess.Popen(
-            args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield proc
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def latency(env: dict[str, str], root: Path, barrels: int, tick_s: float, measure_s: float) -> dict:

@@ -32,20 +32,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from figures import emit
+from figures import emit, running
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -208,23 +206,6 @@ def figures(
     return out
 
 
-@contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield proc
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
 def _day_table(storage, day: str) -> pd.DataFrame:
     key = f"tables/barrel_quality_predictions/{day}.parquet"
     return storage.read_parquet(key) if storage.exists(key) else pd.DataFrame()
@@ -259,12 +240,12 @@ def embedded(barrels: int, interval: float, duration: float, drain: float) -> di
             ledger = open_ledger(store)
         started = time.time()
         with (
-            _process(
+            running(
                 [str(BIN / "dagster"), "dev", "-m", "wine_assets.definitions", "-p", "0"],
                 env,
                 Path(tmp) / "dev.log",
             ),
-            _process([str(BIN / "wine-scorer")], env, Path(tmp) / "scorer.log"),
+            running([str(BIN / "wine-scorer")], env, Path(tmp) / "scorer.log"),
         ):
             try:
 
