@@ -1,22 +1,26 @@
 """Does the platform last? A month of barrel readings, retention, then the same measurements.
 
-Measures on a fresh platform (empty readings store, scoring ledger, prediction log and Dagster
-instance), then pre-fills a second one with ``--days`` closed UTC days at ``--barrels`` barrels
-every ``--interval`` seconds, bulk-written into the tables the platform writes (the readings
-store's history and current readings, the scorer's ledger and position, the prediction log)
-with realistic values, and the scorer's event shape in the instance (runless materializations
-of ``wine_sensor_snapshot`` and ``barrel_quality_predictions`` per day partition, one pair
-every ``--report-every`` seconds, as ``wine-scorer`` reports them); runs the retention job
-(``wine_retention`` assets for yesterday: archive, check, prune past the retention) and
-measures again. The month ends at today's midnight (UTC), as when the 00:30 schedule runs.
+Measures a platform on its first day (one closed UTC day of readings, scores, prediction log
+and the scorer's reports behind it), then pre-fills a second one with ``--days`` closed UTC days
+at ``--barrels`` barrels every ``--interval`` seconds, bulk-written into the tables the platform
+writes (the readings store's history and current readings, the scorer's ledger and position,
+the prediction log) with realistic values, and the scorer's event shape in the instance
+(runless materializations of ``wine_sensor_snapshot`` and ``barrel_quality_predictions`` per
+day partition, one pair every ``--report-every`` seconds, as ``wine-scorer`` reports them);
+runs the retention job (``wine_retention`` assets for yesterday: archive, check, prune past the
+retention) and measures again. The month ends at today's midnight (UTC), as when the 00:30
+schedule runs. The baseline is the first day, not an empty instance: an asset page with no
+materialization to show answers in half the time of any page with its 100 latest, however
+few events lie behind them (decision 0011); the empty page is reported beside it.
 
 Figures:
 * ``latency_ratio``: reading write -> prediction in the ledger, p95, with ``wine-scorer``
   running against each platform while ``--barrels`` readings are written every
-  ``--tick-s`` for ``--measure-s`` (after the month / fresh); goal <= 1.2;
+  ``--tick-s`` for ``--measure-s`` (after the month / first day); goal <= 1.2;
 * ``asset_page_ratio``: the UI's GraphQL query for the history assets' page
   (materializations, partition statuses and stats, checks), median of ``--page-reps``
-  answers of ``dagster-webserver`` (after / fresh); goal <= 1.2;
+  answers of ``dagster-webserver`` (after / first day); goal <= 1.2;
+  ``asset_page_ratio_vs_empty``: the same against the page of an empty instance;
 * ``hot_rows_ratio``: rows left in each hot table / (retention days x daily rows), the
   largest of readings history, scoring ledger (``--retention-days``) and prediction log
   (``--log-retention-days``, or all ``--days`` when fewer); goal <= 1.1.
@@ -420,6 +424,9 @@ def main() -> None:
         fresh, month = platform_env(fresh_root), platform_env(month_root)
         prepare(fresh, args.barrels)
         prepare(month, args.barrels)
+        empty_page = asset_page(fresh, fresh_root, args.page_reps)
+        prefill(fresh, 1, args.barrels, args.interval, args.log_rows_per_day)
+        prefill_instance(fresh, 1, args.report_every)
         before = measure(fresh, fresh_root, args)
         daily, prefill_s = timed(
             prefill, month, args.days, args.barrels, args.interval, args.log_rows_per_day
@@ -440,9 +447,13 @@ def main() -> None:
         "asset_page_ratio": round(
             after["asset_page"]["median_s"] / before["asset_page"]["median_s"], 3
         ),
+        "asset_page_ratio_vs_empty": round(
+            after["asset_page"]["median_s"] / empty_page["median_s"], 3
+        ),
         "hot_rows_ratio": round(max(ratios.values()), 4),
         "hot_rows_ratio_by_table": {t: round(r, 4) for t, r in ratios.items()},
-        "fresh": before,
+        "first_day": before,
+        "empty_asset_page": empty_page,
         "after_month": after,
         "hot_rows": rows,
         "daily_rows": daily,
