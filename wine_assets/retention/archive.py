@@ -132,16 +132,10 @@ class Archived:
     written: bool  # False: the existing file already held every hot row
     keys: frozenset[int] = field(repr=False)
 
-    def metadata(self) -> dict[str, object]:
-        return {
-            "rows": self.rows,
-            "bytes": self.size_bytes,
-            "path": self.uri,
-            "key_min": self.key_min if self.key_min is not None else "",
-            "key_max": self.key_max if self.key_max is not None else "",
-            "hot_rows": self.hot_rows,
-            "written": self.written,
-        }
+    @property
+    def key_range(self) -> str:
+        """``min-max`` of the keys held, empty when the day has no rows."""
+        return f"{self.key_min}-{self.key_max}" if self.rows else ""
 
 
 def _keys(frame: pd.DataFrame, key: str) -> pd.Series:
