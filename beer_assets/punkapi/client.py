@@ -241,11 +241,6 @@ class PunkApiClient:
             self._session = session or requests.Session()
             self._session.headers.update({"Accept": "application/json"})
 
-    @property
-    def is_dump(self) -> bool:
-        """True when serving from a ``file://`` dump rather than over HTTP."""
-        return self._session is None
-
     # ------------------------------------------------------------------ public operations
 
     def iter_pages(

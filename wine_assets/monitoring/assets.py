@@ -101,12 +101,6 @@ class Positions:
         return cls(int(match[1]), int(match[2]))
 
 
-def report_label(tags: dict[str, str]) -> str:
-    """Which report of its hour a run writes: its positions, or the whole hour."""
-    positions = Positions.parse(tags.get(POSITIONS_TAG))
-    return positions.label if positions else WHOLE_HOUR
-
-
 class DriftReportConfig(dg.Config):
     min_rows: int = Field(
         default=30, description="Below this many logged rows the report does not compare."

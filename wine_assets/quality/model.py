@@ -518,15 +518,6 @@ def cortez_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     return out
 
 
-def rec_curve(
-    y_true: np.ndarray, y_pred: np.ndarray, tolerances: Sequence[float] | None = None
-) -> pd.DataFrame:
-    """Cortez's regression error characteristic: accuracy as a function of tolerance."""
-    grid = np.linspace(0.0, 2.0, 41) if tolerances is None else np.asarray(tolerances, float)
-    error = np.abs(np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64))
-    return pd.DataFrame({"tolerance": grid, "accuracy": [(error <= t).mean() for t in grid]})
-
-
 def confusion(y_true: np.ndarray, y_pred_rounded: np.ndarray) -> pd.DataFrame:
     """Counts of true (rows) vs predicted (columns) scores, every score in between included.
 

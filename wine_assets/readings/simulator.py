@@ -38,7 +38,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Literal, TextIO
+from typing import TextIO
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
@@ -60,7 +60,6 @@ __all__ = [
 ]
 
 
-Mode = Literal["normal", "noisy", "corrupted"]
 MODES: tuple[str, ...] = ("normal", "noisy", "corrupted")
 
 #: Min/max of each feature in the UCI files, per wine type (checked against the data by the
