@@ -9,6 +9,7 @@ backfill over the same range never duplicates rows and readers never see half a 
 from __future__ import annotations
 
 import io
+from contextlib import closing
 from datetime import date
 
 import pandas as pd
@@ -36,16 +37,11 @@ def replace_days(dsn: str, assignments: pd.DataFrame, first: date, last: date) -
     buf = io.StringIO()
     frame.to_csv(buf, index=False, header=False, na_rep="")
     buf.seek(0)
-    conn = psycopg2.connect(dsn, connect_timeout=10)
-    try:
-        with conn, conn.cursor() as cur:  # one transaction: the days change all at once
-            cur.execute(DDL)
-            cur.execute(f"DELETE FROM {TABLE} WHERE day BETWEEN %s AND %s", (first, last))
-            cur.copy_expert(
-                f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buf
-            )
-    finally:
-        conn.close()
+    # One transaction (``with conn``): the days change all at once; then the connection closes.
+    with closing(psycopg2.connect(dsn, connect_timeout=10)) as conn, conn, conn.cursor() as cur:
+        cur.execute(DDL)
+        cur.execute(f"DELETE FROM {TABLE} WHERE day BETWEEN %s AND %s", (first, last))
+        cur.copy_expert(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buf)
     return len(frame)
 
 
@@ -53,15 +49,11 @@ def read_days(dsn: str, first: date, last: date) -> pd.DataFrame:
     """The stored rows of ``first``..``last`` (for tests and inspection)."""
     import psycopg2
 
-    conn = psycopg2.connect(dsn, connect_timeout=10)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE day BETWEEN %s AND %s "
-                "ORDER BY day, sensor_id",
-                (first, last),
-            )
-            rows = cur.fetchall()
-    finally:
-        conn.close()
+    with closing(psycopg2.connect(dsn, connect_timeout=10)) as conn, conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE day BETWEEN %s AND %s "
+            "ORDER BY day, sensor_id",
+            (first, last),
+        )
+        rows = cur.fetchall()
     return pd.DataFrame(rows, columns=list(COLUMNS))

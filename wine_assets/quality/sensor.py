@@ -13,6 +13,7 @@ repeated run key, so a daemon restart that replays a tick starts nothing twice.
 """
 
 import json
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,12 +66,8 @@ def build_history_sensor(job: Any) -> dg.SensorDefinition:
         from wine_assets.quality.ledger import open_ledger
 
         cursor = json.loads(context.cursor) if context.cursor else {}
-        with readings_store.open() as store:
-            ledger = open_ledger(store)
-            try:
-                requests, cursor = day_requests(datetime.now(UTC), cursor, ledger.has_day)
-            finally:
-                ledger.close()
+        with readings_store.open() as store, closing(open_ledger(store)) as ledger:
+            requests, cursor = day_requests(datetime.now(UTC), cursor, ledger.has_day)
         if not requests:
             return dg.SkipReason("no day to write: the scorer recorded nothing new this hour")
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))

@@ -19,6 +19,7 @@ day before once it has closed) writes the day's tables from the ledger and runs 
 """
 
 import functools
+from contextlib import closing
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -148,11 +149,8 @@ def wine_sensor_snapshot(
     day = context.partition_key
     today = datetime.now(UTC).date().isoformat()
     with readings_store.open() as store:
-        ledger = open_ledger(store)
-        try:
+        with closing(open_ledger(store)) as ledger:
             rows = ledger.day(day)
-        finally:
-            ledger.close()
         seqs = set(rows["seq"].tolist())
         lo, hi = (min(seqs), max(seqs)) if seqs else (1, 0)
         history = store.history(lo - 1, hi) if seqs else []
@@ -261,12 +259,8 @@ def barrel_quality_predictions(
 ) -> dg.Output[pd.DataFrame]:
     from wine_assets.quality.ledger import open_ledger
 
-    with readings_store.open() as store:
-        ledger = open_ledger(store)
-        try:
-            rows = ledger.day(context.partition_key)
-        finally:
-            ledger.close()
+    with readings_store.open() as store, closing(open_ledger(store)) as ledger:
+        rows = ledger.day(context.partition_key)
     scored = rows[rows["outcome"] == "scored"]
     out = pd.DataFrame(
         {
