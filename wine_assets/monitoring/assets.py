@@ -324,21 +324,16 @@ def _severity(value: float, warn: float, error: float) -> tuple[bool, dg.AssetCh
     return value < warn, dg.AssetCheckSeverity.WARN
 
 
-def _summary(context: dg.AssetCheckExecutionContext, storage: PlatformStorage) -> dict | None:
-    """The report this check judges: its run's positions, else the hour's newest."""
+def _summary(
+    context: dg.AssetCheckExecutionContext, storage: PlatformStorage
+) -> dict | dg.AssetCheckResult:
+    """The report this check judges (its run's positions, else the hour's newest), or the
+    check's result when that report compared nothing (too few rows)."""
     positions = Positions.parse(context.run.tags.get(POSITIONS_TAG))
     start, _ = hour_window(context.partition_key)
-    return read_summary(storage, start, positions.label if positions else None)
-
-
-def _covers(summary: dict) -> str:
-    positions = summary.get("positions")
-    return f" (positions {positions})" if positions else " (whole hour)"
-
-
-def _not_compared(summary: dict | None) -> dg.AssetCheckResult | None:
+    summary = read_summary(storage, start, positions.label if positions else None)
     if summary is not None and summary.get("drift_auc") is not None:
-        return None
+        return summary
     rows = 0 if summary is None else summary["rows"]
     return dg.AssetCheckResult(
         passed=True,
@@ -346,6 +341,11 @@ def _not_compared(summary: dict | None) -> dg.AssetCheckResult | None:
         description=f"not evaluated: {rows} logged rows in the report, too few to compare",
         metadata={"rows": rows},
     )
+
+
+def _covers(summary: dict) -> str:
+    positions = summary.get("positions")
+    return f" (positions {positions})" if positions else " (whole hour)"
 
 
 @dg.asset_check(
@@ -360,9 +360,8 @@ def drift_auc_below_threshold(
     drift_thresholds: DriftThresholds,
 ) -> dg.AssetCheckResult:
     summary = _summary(context, storage)
-    skipped = _not_compared(summary)
-    if skipped is not None:
-        return skipped
+    if isinstance(summary, dg.AssetCheckResult):
+        return summary
     t = drift_thresholds.values()
     auc = float(summary["drift_auc"])
     passed, severity = _severity(auc, t.auc_warn, t.auc_error)
@@ -388,9 +387,8 @@ def drifting_features_share(
     drift_thresholds: DriftThresholds,
 ) -> dg.AssetCheckResult:
     summary = _summary(context, storage)
-    skipped = _not_compared(summary)
-    if skipped is not None:
-        return skipped
+    if isinstance(summary, dg.AssetCheckResult):
+        return summary
     t = drift_thresholds.values()
     rejected = rejected_features(summary["pvalues"], t.alpha)
     share = len(rejected) / len(DRIFT_COLUMNS)
