@@ -101,6 +101,18 @@ def test_every_route_but_health_needs_the_token(secured, method, path, authoriza
     assert logged_rows(log_dsn) == before  # nothing scored or logged
 
 
+def test_the_schema_declares_the_token_and_its_401_on_every_route_but_health(secured):
+    url, _ = secured
+    schema = requests.get(f"{url}/openapi.json", headers=BEARER, timeout=10).json()
+    schemes = schema["components"]["securitySchemes"].values()
+    assert {(s["type"], s["scheme"]) for s in schemes} == {("http", "bearer"), ("http", "basic")}
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            guarded = path != "/health"
+            assert bool(operation.get("security")) is guarded, path
+            assert ("401" in operation["responses"]) is guarded, path
+
+
 def test_the_token_opens_every_route_and_health_is_open(secured):
     url, log_dsn = secured
     health = requests.get(f"{url}/health", timeout=10)  # probes need no token

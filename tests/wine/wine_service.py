@@ -33,8 +33,10 @@ def running_service(
     log_dsn: str,
     readings_url: str | None = None,
     check_every_s: float = 0.2,
+    token: str | None = None,
 ) -> Iterator[str]:
-    """``create_app`` served by uvicorn on 127.0.0.1; yields its base URL."""
+    """``create_app`` served by uvicorn on 127.0.0.1 (``token``: required of requests);
+    yields its base URL."""
     import uvicorn
 
     from wine_assets.monitoring.api import create_app
@@ -44,6 +46,7 @@ def running_service(
         PredictionLogResource(dsn=log_dsn),
         ReadingsStoreResource(url=readings_url) if readings_url else None,
         check_every_s=check_every_s,
+        token=token,
     )
     port = free_port()
     server = uvicorn.Server(

@@ -13,31 +13,29 @@ models (``readings.schema``, generated from the physical bounds): FastAPI answer
 with its 422 list, one entry per bad field, and writes the OpenAPI schema from them. It prints
 where it serves, and logs each request (uvicorn's access log, INFO).
 
-Security defaults (``_Guard``): with ``WINE_API_TOKEN`` set, every request but ``GET /health``
-needs ``Authorization: Bearer <token>`` (programs) or HTTP Basic with the token as password
-(browsers: the page, the docs and the report links prompt once); without it a 401 with
-``WWW-Authenticate``. ``wine-api`` refuses to bind anything but loopback without a strong token
-(16+ characters, not the example's placeholder; exit 2). A body larger than
-``WINE_API_MAX_BODY_BYTES`` (default 8 MiB: a 10 000-wine batch is ~2.6 MB) gets a
-413, from its Content-Length or, chunked, once the bytes read pass the limit.
+Security defaults: with ``WINE_API_TOKEN`` set, every route but ``GET /health`` needs
+``Authorization: Bearer <token>`` (programs) or HTTP Basic with the token as password
+(browsers: the page, the docs and the report links prompt once), else a 401 with
+``WWW-Authenticate``: a FastAPI security dependency, so the schema declares it. ``wine-api``
+refuses to bind anything but loopback without a strong token (16+ characters, not the example's
+placeholder; exit 2). A body larger than ``WINE_API_MAX_BODY_BYTES`` (default 8 MiB: a 10 000-wine
+batch is ~2.6 MB) gets a 413, from its Content-Length or, chunked, once the bytes read pass it.
 """
 
 import argparse
-import base64
-import binascii
-import hmac
 import html
 import ipaddress
 import json
 import os
 import re
+import secrets
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from typing import Annotated, Any
 
 import dagster as dg
-from fastapi import FastAPI, Path, Request
+from fastapi import APIRouter, FastAPI, Path, Request, Security, security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -159,76 +157,58 @@ TOKEN_VAR = "WINE_API_TOKEN"
 MAX_BODY_VAR = "WINE_API_MAX_BODY_BYTES"
 #: Default body limit: a 10 000-wine batch (the most ``/batch`` takes) is ~2.6 MB of JSON.
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-#: Requests answered without a token (a load balancer's or compose's health probe).
-OPEN_PATHS = {("GET", "/health"), ("HEAD", "/health")}
+#: The schema's path (served as a guarded route: see ``create_app``).
+OPENAPI = "/openapi.json"
+#: The 401's challenges, one header each: programs send the bearer token, browsers prompt.
+CHALLENGES = ('Bearer realm="wine-api"', 'Basic realm="wine-api (any user, the token as password)"')
+_UNAUTHORIZED = {401: {  # JSON on the HTML routes too: the content type said, not a model
+    "content": {"application/json": {"schema": Detail.model_json_schema()}},
+    "description": f"Missing or wrong token ({TOKEN_VAR} is set on the service).",
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
+}}  # fmt: skip
+_BEARER = security.HTTPBearer(auto_error=False, description=f"the service's {TOKEN_VAR}")
+_BASIC = security.HTTPBasic(auto_error=False, description=f"any user, the {TOKEN_VAR} as password")
 
 
-class _Guard:
-    """ASGI middleware: the token (if any) and the body size limit, before any route reads."""
+def _authorized(token: str) -> Callable[..., Any]:
+    """A dependency refusing (401) a request without ``token`` as bearer or Basic password."""
 
-    def __init__(self, app: ASGIApp, token: str | None, max_body_bytes: int) -> None:
+    async def authorized(
+        bearer: Annotated[security.HTTPAuthorizationCredentials | None, Security(_BEARER)],
+        basic: Annotated[security.HTTPBasicCredentials | None, Security(_BASIC)],
+    ) -> None:
+        given = bearer.credentials if bearer else basic.password if basic else ""
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401)
+
+    return authorized
+
+
+class _BodyLimit:
+    """ASGI middleware: a 413 for a body above the limit, by its Content-Length before the
+    first byte is read or, chunked, once the bytes read pass it."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
-        self.token = token.encode() if token else None
         self.max_body_bytes = max_body_bytes
 
-    def authorized(self, scope: Scope) -> bool:
-        if self.token is None or (scope["method"], scope["path"]) in OPEN_PATHS:
-            return True
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, credentials = header.partition(b" ")
-        scheme, credentials = scheme.lower(), credentials.strip()
-        if scheme == b"basic":  # a browser's login prompt: any user name, the token as password
-            try:
-                credentials = base64.b64decode(credentials, validate=True).partition(b":")[2]
-            except (binascii.Error, ValueError):
-                return False
-        elif scheme != b"bearer":
-            return False
-        return hmac.compare_digest(credentials, self.token)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if not self.authorized(scope):
-            await _send_json(send, 401, {"detail": f"missing or wrong token: send "
-                             f"'Authorization: Bearer <{TOKEN_VAR}>'"}, [
-                (b"www-authenticate", b'Bearer realm="wine-api"'),
-                (b"www-authenticate", b'Basic realm="wine-api (any user, the token as password)"'),
-            ])  # fmt: skip
-            return
-        length = dict(scope["headers"]).get(b"content-length")
-        too_large = {"detail": f"request body larger than {self.max_body_bytes} bytes "
-                     f"({MAX_BODY_VAR}); send fewer wines per request"}  # fmt: skip
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await _send_json(send, 413, too_large, [(b"connection", b"close")])
-            return
-        read = 0
+        limit = self.max_body_bytes
+        length = dict(scope.get("headers", ())).get(b"content-length", b"0")
+        read = 0 if length.isdigit() and int(length) <= limit else limit + 1
 
         async def counted_receive() -> Message:
             # FastAPI turns an HTTPException raised while it reads the body into the answer.
             nonlocal read
-            message = await receive()
-            if message["type"] == "http.request":
+            if read <= limit:
+                message = await receive()
                 read += len(message.get("body", b""))
-                if read > self.max_body_bytes:
-                    raise HTTPException(413, too_large["detail"], {"connection": "close"})
-            return message
+                if read <= limit:
+                    return message
+            detail = f"request body larger than {limit} bytes ({MAX_BODY_VAR}); send fewer wines"
+            raise HTTPException(413, detail + " per request", {"connection": "close"})
 
         await self.app(scope, counted_receive, send)
-
-
-async def _send_json(
-    send: Send, status: int, content: Any, headers: list[tuple[bytes, bytes]]
-) -> None:
-    body = json.dumps(content).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()), *headers],
-    })  # fmt: skip
-    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(
@@ -273,9 +253,26 @@ def create_app(
         "with P(good) and a 90 % interval, from the "
         "champion wine model; every answer is kept in the prediction log.",
         lifespan=lifespan,
+        # the token guards every route added to the app (its docs pages too) but /health
+        dependencies=[Security(_authorized(token))] if token else None,
+        responses=_UNAUTHORIZED if token else None,
     )
     app.state.batcher = batcher
-    app.add_middleware(_Guard, token=token or None, max_body_bytes=max_body_bytes)
+    app.add_middleware(_BodyLimit, max_body_bytes=max_body_bytes)
+    # FastAPI serves /openapi.json by a plain Starlette route, out of the dependencies' reach
+    app.router.routes.remove(next(r for r in app.routes if getattr(r, "path", "") == OPENAPI))
+
+    @app.get(OPENAPI, include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.exception_handler(401)
+    async def unauthorized(request: Request, exc: Exception) -> JSONResponse:
+        detail = f"missing or wrong token: send 'Authorization: Bearer <{TOKEN_VAR}>'"
+        response = JSONResponse({"detail": detail}, status_code=401)
+        for challenge in CHALLENGES:  # one header each: a browser reads one challenge a header
+            response.headers.append("WWW-Authenticate", challenge)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -342,7 +339,9 @@ def create_app(
         }
         return _json(body, request_id=request_id)
 
-    @app.get(
+    open_routes = APIRouter()  # outside the app's token: a load balancer's or compose's probe
+
+    @open_routes.get(
         "/health",
         summary="Champion and prediction log reachable",
         responses={503: {"description": "The champion or the prediction log is unavailable "
@@ -360,6 +359,8 @@ def create_app(
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             status |= {"status": "unavailable", "log": f"{type(exc).__name__}: {exc}"}
         return _json(status, 200 if status["status"] == "ok" else 503)
+
+    app.router.routes.extend(open_routes.routes)  # not include_router: that adds the token
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
