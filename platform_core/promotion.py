@@ -88,7 +88,6 @@ def build_gate_check(
         context.log.info(f"{model_name}:v{version}: {description}")
         return dg.AssetCheckResult(
             passed=not problems,
-            severity=dg.AssetCheckSeverity.ERROR,
             description=description,
             metadata={"version": version},
         )

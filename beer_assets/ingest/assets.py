@@ -168,7 +168,6 @@ def validated_beers(
         asset_key="beers_clean",
         check_name="quarantine_share_below_threshold",
         passed=share <= config.max_quarantine_share,
-        severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "share": round(share, 4),
             "quarantined": len(sorted_.quarantine),
@@ -203,7 +202,6 @@ def ids_unique_and_present(beers_clean: pd.DataFrame) -> dg.AssetCheckResult:
     problems = id_problems(beers_clean)
     return dg.AssetCheckResult(
         passed=not any(problems.values()),
-        severity=dg.AssetCheckSeverity.ERROR,
         metadata={k: dg.MetadataValue.json(v[:50]) for k, v in problems.items()}
         | {"rows": len(beers_clean)},
     )
@@ -218,7 +216,6 @@ def values_in_physical_range(beers_clean: pd.DataFrame) -> dg.AssetCheckResult:
     found = hard_violations(beers_clean)
     return dg.AssetCheckResult(
         passed=not found,
-        severity=dg.AssetCheckSeverity.ERROR,
         metadata={r.rule: dg.MetadataValue.json(r.ids[:50]) for r in found}
         | {"violations": sum(len(r.ids) for r in found)},
     )
@@ -275,7 +272,6 @@ def row_count_not_falling(
     accepted = shrunk and now == config.accepted_row_count
     return dg.AssetCheckResult(
         passed=not shrunk or accepted,
-        severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "rows": now,
             "previous_rows": baseline if baseline is not None else -1,

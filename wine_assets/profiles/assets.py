@@ -355,7 +355,6 @@ def sensor_daily_features(
             dg.AssetCheckResult(
                 check_name="model_inputs_finite",
                 passed=not any(nonfinite.values()),
-                severity=dg.AssetCheckSeverity.ERROR,
                 metadata={"nonfinite": dg.MetadataValue.json(nonfinite)},
             ),
             dg.AssetCheckResult(
@@ -521,7 +520,6 @@ def sensor_profile_model(
             dg.AssetCheckResult(
                 check_name="no_empty_cluster",
                 passed=not empty,
-                severity=dg.AssetCheckSeverity.ERROR,
                 description=f"empty profiles: {empty}" if empty else "every profile has members",
                 metadata={"sizes": dg.MetadataValue.json(sizes)},
             )

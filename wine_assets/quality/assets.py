@@ -241,7 +241,6 @@ def interval_coverage(
     problems = coverage_problems(metrics)
     return dg.AssetCheckResult(
         passed=not problems,
-        severity=dg.AssetCheckSeverity.ERROR,
         description="; ".join(problems) or "held-out coverage within range for every wine type",
         metadata={
             "version": version,

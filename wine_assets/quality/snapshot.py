@@ -183,7 +183,6 @@ def wine_sensor_snapshot(
     yield dg.AssetCheckResult(
         check_name="writes_accounted",
         passed=not gaps["unaccounted"] and not gaps["holes"],
-        severity=dg.AssetCheckSeverity.ERROR,
         description=f"{len(gaps['unaccounted'])} writes of {day} neither scored nor "
         f"quarantined; {len(gaps['holes'])} seqs of {seq_range} with no reading",
         metadata={
@@ -198,7 +197,6 @@ def wine_sensor_snapshot(
     yield dg.AssetCheckResult(
         check_name="no_missing_values",
         passed=not missing.any(),
-        severity=dg.AssetCheckSeverity.ERROR,
         description=f"{int(missing.sum())} readings with a missing value (quarantined, not scored)",
         metadata={
             "readings": dg.MetadataValue.json(
@@ -210,7 +208,6 @@ def wine_sensor_snapshot(
     yield dg.AssetCheckResult(
         check_name="within_training_ranges",
         passed=not outside.any(),
-        severity=dg.AssetCheckSeverity.ERROR,
         description=f"{int(outside.sum())} readings of {len(bad_barrels)} barrels outside the "
         "training ranges (quarantined, not scored)",
         metadata={

@@ -61,7 +61,6 @@ def training_no_nulls(wine_training_data: pd.DataFrame) -> dg.AssetCheckResult:
     nulls = {c: int(n) for c, n in wine_training_data.isna().sum().items() if n}
     return dg.AssetCheckResult(
         passed=not nulls,
-        severity=dg.AssetCheckSeverity.ERROR,
         metadata={"nulls": dg.MetadataValue.json(nulls)},
     )
 
@@ -83,7 +82,6 @@ def training_values_in_range(wine_training_data: pd.DataFrame) -> dg.AssetCheckR
     bad = {k: v for k, v in bad.items() if v}
     return dg.AssetCheckResult(
         passed=not bad,
-        severity=dg.AssetCheckSeverity.ERROR,
         metadata={"rows_out_of_range": dg.MetadataValue.json(bad)},
     )
 
