@@ -318,45 +318,41 @@ class PostgresPredictionLog(PredictionLog):
                 for statement in _PG_DDL:
                     cur.execute(statement)
 
-    def write(self, rows: Sequence[LoggedPrediction]) -> None:
-        import psycopg2
-        from psycopg2.extras import execute_values
-
-        sql = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES %s"
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn, conn.cursor() as cur:  # `with conn` commits or rolls back
-                    execute_values(cur, sql, [r.row() for r in rows], page_size=1000)
-            except psycopg2.Error as exc:
-                self._drop()
-                raise LogUnavailableError(f"prediction log write failed: {exc}") from exc
-
-    def _query(self, sql: str, params: Sequence) -> list[tuple]:
+    @contextmanager
+    def _cursor(self) -> Iterator:
+        """A cursor in one transaction (``with conn`` commits or rolls back), under the lock; a
+        connection that raised is dropped, and the next call opens a new one."""
         import psycopg2
 
         with self._lock:
             try:
                 conn = self._connection()
                 with conn, conn.cursor() as cur:
-                    cur.execute(sql.replace("?", "%s"), list(params))
-                    return cur.fetchall()
+                    yield cur
             except psycopg2.Error:
                 self._drop()
                 raise
+
+    def write(self, rows: Sequence[LoggedPrediction]) -> None:
+        import psycopg2
+        from psycopg2.extras import execute_values
+
+        sql = f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES %s"
+        try:
+            with self._cursor() as cur:
+                execute_values(cur, sql, [r.row() for r in rows], page_size=1000)
+        except psycopg2.Error as exc:
+            raise LogUnavailableError(f"prediction log write failed: {exc}") from exc
+
+    def _query(self, sql: str, params: Sequence) -> list[tuple]:
+        with self._cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), list(params))
+            return cur.fetchall()
 
     def _execute(self, sql: str, params: Sequence) -> int:
-        import psycopg2
-
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn, conn.cursor() as cur:  # `with conn` commits or rolls back
-                    cur.execute(sql.replace("?", "%s"), list(params))
-                    return cur.rowcount
-            except psycopg2.Error:
-                self._drop()
-                raise
+        with self._cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), list(params))
+            return cur.rowcount
 
     def close(self) -> None:
         with self._lock:
