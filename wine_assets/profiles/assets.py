@@ -5,6 +5,7 @@ keeps one parquet file per day. Every stage reports rows, columns, memory (the f
 process's peak) and, for the model and the assignments, the cluster distribution as a plot.
 """
 
+import functools
 import logging
 import resource
 from datetime import UTC, date, datetime
@@ -50,6 +51,15 @@ from wine_assets.profiles.partitions import (
 from wine_assets.profiles.readings_source import hourly_temperatures
 from wine_assets.profiles.resources import SensorProfilesSettings
 from wine_assets.readings.resource import ReadingsStoreResource
+
+#: The four daily assets: one partition a day, a range of days in one run, one freshness.
+daily_asset = functools.partial(
+    dg.asset,
+    group_name=GROUP,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    freshness_policy=freshness.PROFILES,
+)
 
 
 def peak_rss_mb() -> float:
@@ -195,12 +205,8 @@ def readings_source(
     return parts, hourly.iloc[0:0], {"store_readings_used": len(history)}
 
 
-@dg.asset(
-    group_name=GROUP,
+@daily_asset(
     kinds={"pandas", "parquet"},
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    freshness_policy=freshness.PROFILES,
     description="Hourly readings (sensor_id, timestamp, temperature) of each day, from the drop "
     "location (PROFILES_DROP_DIR) or, with PROFILES_SOURCE=readings, the readings store's "
     "history averaged per barrel and hour; NaN/inf kept as dropped, for the features to count.",
@@ -295,12 +301,8 @@ def counts_out_of_bounds(
     return bad
 
 
-@dg.asset(
-    group_name=GROUP,
+@daily_asset(
     kinds={"pandas", "parquet"},
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    freshness_policy=freshness.PROFILES,
     deps=[TEMPERATURES],
     description="Per sensor and day: mean, std, min, max of the finite readings, their count, "
     "NaN/inf counts and share missing; too few readings → flagged, never filled in.",
@@ -435,12 +437,8 @@ def distribution_plot(sizes: dict[str, int], title: str) -> dg.MetadataValue:
     return bar_plot({f"profile {p}": n for p, n in sizes.items()}, title)
 
 
-@dg.asset(
-    group_name=GROUP,
+@daily_asset(
     kinds={"scikit-learn", "json"},
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    freshness_policy=freshness.PROFILES,
     deps=[FEATURES],
     description="k-means (PROFILES_K profiles) on the standardised daily features of the run's "
     "days, started from the current model's centres; registered as a candidate with its "
@@ -527,12 +525,8 @@ def sensor_profile_model(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
+@daily_asset(
     kinds={"pandas", "parquet", "postgres"},
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    freshness_policy=freshness.PROFILES,
     deps=[FEATURES, CHAMPION],
     description="The champion model's profile of every sensor-day (none when flagged), with the "
     "model version and run id; also in PostgreSQL cluster_predictions when PROFILES_DSN is set.",
