@@ -31,8 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def measure(rows: int, batch: int, repeats: int) -> dict:
-    import pandas as pd
-
     from platform_core.model_store import ModelStoreResource
     from platform_core.registry import ModelRegistry
     from platform_core.storage import PlatformStorage
@@ -73,7 +71,7 @@ def measure(rows: int, batch: int, repeats: int) -> dict:
                         )
                     ]
                 )
-            readings = pd.DataFrame([r.to_dict() for r in store.history(0, store.max_seq())])
+            readings = store.history_frame(0, store.max_seq())
         seed_s = time.perf_counter() - t0
         asset_times, bare_times, load_times = [], [], []
         for _ in range(repeats):

@@ -67,6 +67,22 @@ def test_quarantined_readings_are_kept_with_their_reason_and_others_scored(
     assert_exactly_once(store, ledger)
 
 
+def test_a_barrel_read_twice_in_one_page_keeps_its_newer_score(
+    store: ReadingsStore, champion_storage
+):
+    """One commit holds both readings of a barrel: the store gets the newer one's score."""
+    (old,) = store.put([reading("barrel-0001", alcohol=9.5)])
+    (new,) = store.put([reading("barrel-0001", alcohol=12.5)])
+    s, ledger = scorer(store, champion_storage)
+    assert s.step() == 2
+    rows = ledger.rows(0, 100).set_index("seq")
+    stored = store.get_prediction("barrel-0001")
+    assert stored.reading_seq == new
+    assert stored.predicted_quality == rows.loc[new, "predicted_quality"]
+    assert rows.loc[old, "predicted_quality"] != rows.loc[new, "predicted_quality"]
+    assert_exactly_once(store, ledger)
+
+
 @pytest.mark.parametrize("crash_at", ["write_back", "ledger", "cursor"])
 def test_a_crash_inside_a_commit_neither_skips_nor_doubles(
     store: ReadingsStore, champion_storage, monkeypatch, crash_at
@@ -129,13 +145,15 @@ def ledger_crash(ledger: ScoreLedger, at: str, monkeypatch) -> list[str]:
 
             monkeypatch.setattr(ledger, "_write_back", some_written)
         elif at == "ledger":
-            real_put = ledger._put_batch
+            from wine_assets.readings import dynamodb_store
 
-            def half(rows):
-                real_put(rows[: len(rows) // 2])
+            real_put = dynamodb_store.batch_write
+
+            def half(client, table, items):
+                real_put(client, table, items[: len(items) // 2])
                 die()
 
-            monkeypatch.setattr(ledger, "_put_batch", half)
+            monkeypatch.setattr(dynamodb_store, "batch_write", half)
         else:
             real_update = ledger._client.update_item
 

@@ -29,10 +29,11 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.wine.conftest import BASE_READING, DROP, reading
 from wine_assets.features import FEATURES
-from wine_assets.readings.dynamodb_store import GSI_NAME, DynamoDbReadingsStore
+from wine_assets.readings import dynamodb_store
+from wine_assets.readings.dynamodb_store import GSI_NAME, DynamoDbReadingsStore, batch_write
 from wine_assets.readings.schema import InvalidReadingError, Prediction, parse_reading
 from wine_assets.readings.sqlite_store import SqliteReadingsStore
-from wine_assets.readings.store import ReadingsStore, open_store, utc_now
+from wine_assets.readings.store import HISTORY_COLUMNS, ReadingsStore, open_store, utc_now
 
 
 def pred(barrel_id: str, reading_seq: int, quality: float = 5.5, version: int = 1) -> Prediction:
@@ -125,6 +126,24 @@ def test_history_keeps_every_reading_including_superseded_ones(store: ReadingsSt
     assert history[-1] == store.get("barrel-1")  # the newest version is also the current one
     assert [r.seq for r in store.history(first[1], second[0])] == [second[0]]  # (after, upto]
     assert store.history(second[1], second[1]) == []
+
+
+def test_history_frame_holds_the_history_as_typed_columns(store: ReadingsStore) -> None:
+    """The scorer's page of history: ``HISTORY_COLUMNS``, typed, ordered by seq, (after, upto]
+    as ``history``; typed when empty too."""
+    first = store.put([reading("barrel-1", ph=3.0), reading("barrel-2", alcohol=11.25)])
+    second = store.put([reading("barrel-1", ph=3.1)])
+    page = store.history_frame(first[0], second[0])
+    assert tuple(page.columns) == HISTORY_COLUMNS
+    assert page["seq"].tolist() == [first[1], second[0]]
+    assert page["barrel_id"].tolist() == ["barrel-2", "barrel-1"]
+    assert page["alcohol"].tolist()[0] == 11.25 and page["ph"].tolist()[1] == 3.1
+    assert page.to_dict("records") == [r.to_dict() for r in store.history(first[0], second[0])]
+    assert (page["seq"].dtype, page["ph"].dtype) == (np.dtype("int64"), np.dtype("float64"))
+    assert page["barrel_id"].dtype == page["updated_at"].dtype == pd.StringDtype()
+    empty = store.history_frame(second[0], second[0] + 5)
+    assert tuple(empty.columns) == HISTORY_COLUMNS and len(empty) == 0
+    assert empty["seq"].dtype == np.dtype("int64") and empty["wine_type"].dtype == "string"
 
 
 def test_predictions_do_not_change_seq(store: ReadingsStore) -> None:
@@ -712,3 +731,57 @@ def test_dynamodb_retries_a_throttled_request(dynamodb_url: str) -> None:
         s._client.meta.events.register("before-send.dynamodb.GetItem", throttle)  # type: ignore[attr-defined]
         got = s.get("barrel-1")
         assert len(refused) == 2 and got is not None and got.barrel_id == "barrel-1"
+
+
+class _Unprocessing:
+    """The real client, except that BatchWriteItem sends only the first ``send`` items of
+    each request and hands the rest back as ``UnprocessedItems`` (as DynamoDB does when a
+    partition is throttled)."""
+
+    def __init__(self, client: Any, send: int) -> None:
+        self.client, self.send, self.requests = client, send, 0
+
+    def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:  # noqa: N803
+        self.requests += 1
+        ((table, items),) = RequestItems.items()
+        if self.send:
+            self.client.batch_write_item(RequestItems={table: items[: self.send]})
+        rest = items[self.send :]
+        return {"UnprocessedItems": {table: rest} if rest else {}}
+
+
+def test_batch_write_retries_leftovers_then_names_the_table(
+    dynamodb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One helper writes the history and the scorer's ledger: every item lands in requests of
+    25 however many come back unprocessed, and items still left after ten tries fail loudly."""
+    monkeypatch.setattr(dynamodb_store.time, "sleep", lambda s: None)
+    with open_store(dynamodb_url) as s:
+        s.create()
+        items = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "shard": {"S": "all"},
+                        "seq": {"N": str(seq)},
+                        **{
+                            k: {"S": v}
+                            for k, v in (("barrel_id", f"b-{seq}"), ("wine_type", "red"))
+                        },
+                        **{
+                            f: {"N": repr(float(BASE_READING[f]))}
+                            for f in (*FEATURES, "temperature_c")
+                        },
+                        "updated_at": {"S": "2030-01-01T00:00:00.000000+00:00"},
+                        "day": {"S": "2030-01-01"},
+                    }
+                }
+            }
+            for seq in range(1, 31)
+        ]
+        slow = _Unprocessing(s._client, send=10)
+        batch_write(slow, s.history_table, items)
+        assert s.history_frame(0, 100)["seq"].tolist() == list(range(1, 31))
+        assert slow.requests == 3 + 1  # 25 items: 10, 10, 5; then 5: 5
+        with pytest.raises(RuntimeError, match=f"{s.history_table}: 5 writes still unprocessed"):
+            batch_write(_Unprocessing(s._client, send=0), s.history_table, items[:5])

@@ -47,7 +47,7 @@ from platform_core.tables import table_key
 from wine_assets.quality import MODEL_NAME
 from wine_assets.quality import model as wine_model
 from wine_assets.quality import trust as wine_trust
-from wine_assets.quality.ledger import LedgerRow, ScoreLedger, open_ledger
+from wine_assets.quality.ledger import LedgerRow, ScoreLedger, frame, open_ledger
 from wine_assets.quality.snapshot import (
     PREDICTIONS,
     SNAPSHOT,
@@ -56,7 +56,6 @@ from wine_assets.quality.snapshot import (
     screen_features,
     training_ranges,
 )
-from wine_assets.readings.schema import Reading
 from wine_assets.readings.store import ReadingsStore, utc_now
 
 log = logging.getLogger("wine-scorer")
@@ -120,10 +119,17 @@ class DayTally:
     lost: int = 0
     lags: list[float] = field(default_factory=list)
 
-    def add(self, row: LedgerRow) -> None:
-        self.first_seq = row.seq if self.first_seq is None else min(self.first_seq, row.seq)
-        self.last_seq = row.seq if self.last_seq is None else max(self.last_seq, row.seq)
-        setattr(self, row.outcome, getattr(self, row.outcome) + 1)
+    def add(self, rows: pd.DataFrame, now: datetime) -> None:
+        """Count the day's ledger rows (``ledger.frame``'s columns); a scored row's lag is
+        ``now`` minus its reading's write."""
+        lo, hi = int(rows["seq"].min()), int(rows["seq"].max())
+        self.first_seq = lo if self.first_seq is None else min(self.first_seq, lo)
+        self.last_seq = hi if self.last_seq is None else max(self.last_seq, hi)
+        for outcome, count in rows["outcome"].value_counts().items():
+            setattr(self, str(outcome), getattr(self, str(outcome)) + int(count))
+        scored = rows.loc[rows["outcome"] == "scored", "reading_updated_at"]
+        written = pd.to_datetime(scored, format="ISO8601", utc=True)
+        self.lags.extend((now - written).dt.total_seconds().tolist())
 
 
 class DagsterReporter:
@@ -136,14 +142,11 @@ class DagsterReporter:
         self._last = time.monotonic()
         self.reported = 0
 
-    def add(self, rows: Sequence[LedgerRow], model_version: int | None) -> None:
+    def add(self, rows: pd.DataFrame, model_version: int | None) -> None:
+        """Tally one commit's ledger rows by day."""
         now = datetime.now(UTC)
-        for row in rows:
-            tally = self.tallies.setdefault(row.day, DayTally())
-            tally.add(row)
-            if row.outcome == "scored":
-                written = datetime.fromisoformat(row.reading_updated_at)
-                tally.lags.append((now - written).total_seconds())
+        for day, part in rows.groupby("day", sort=True):
+            self.tallies.setdefault(str(day), DayTally()).add(part, now)
         self.model_version = model_version
 
     def maybe_report(self, force: bool = False) -> None:
@@ -225,25 +228,30 @@ class BarrelScorer:
         """Read what is new (and any hole that appeared), screen, score, commit; the number
         of readings newly recorded."""
         champion = self.champion()  # NotReady: nothing read, nothing moved
-        readings = self.store.history(self.high, self.high + self.page)
-        found = [r for seq in sorted(self.holes) for r in self.store.history(seq - 1, seq)]
+        page = self.store.history_frame(self.high, self.high + self.page)
+        found = [self.store.history_frame(seq - 1, seq) for seq in sorted(self.holes)]
+        found = [f for f in found if len(f)]
         now = time.monotonic()
-        for reading in found:
-            self.holes.pop(reading.seq, None)
-        if readings:
-            seen = {r.seq for r in readings}
-            top = max(seen)
-            for seq in range(self.high + 1, top + 1):
-                if seq not in seen:
-                    self.holes[seq] = now
+        for part in found:
+            self.holes.pop(int(part["seq"].iloc[0]), None)
+        if len(page):
+            seqs = page["seq"].to_numpy()
+            top = int(seqs[-1])  # ordered by seq
+            for seq in np.setdiff1d(np.arange(self.high + 1, top + 1), seqs).tolist():
+                self.holes[seq] = now
             self.high = top
         lost = [s for s, since in self.holes.items() if now - since >= self.give_up_after_s]
         for seq in lost:
             del self.holes[seq]
-        todo = sorted(found + readings, key=lambda r: r.seq)
-        rows = self.rows(todo, champion) + [self._lost(seq) for seq in lost]
+        if found:
+            page = pd.concat([*found, page], ignore_index=True).sort_values(
+                "seq", ignore_index=True
+            )
+        rows = self.rows(page, champion)
+        if lost:
+            rows = pd.concat([rows, self._lost(lost)], ignore_index=True)
         cursor = min(self.holes) - 1 if self.holes else self.high
-        if not rows and cursor <= self.position:
+        if not len(rows) and cursor <= self.position:
             return 0
         added = self.ledger.commit(rows, cursor)
         self.position = max(self.position, cursor)
@@ -253,62 +261,61 @@ class BarrelScorer:
             self.reporter.add(rows, champion.version.version)
         return added
 
-    def rows(self, readings: Sequence[Reading], champion: Champion) -> list[LedgerRow]:
-        """Ledger rows for visible readings: quarantined with a reason, or scored."""
-        if not readings:
-            return []
-        df = pd.DataFrame([r.to_dict() for r in readings])
-        reasons, _ = screen_features(df, champion.ranges)
+    def rows(self, readings: pd.DataFrame, champion: Champion) -> pd.DataFrame:
+        """Ledger rows (``ledger.frame``) for visible readings (``ReadingsStore.history_frame``
+        columns): quarantined with a reason, or scored. Column by column: a catch-up page
+        holds many thousand readings."""
+        if not len(readings):
+            return frame([])
+        reasons, _ = screen_features(readings, champion.ranges)
         held = reasons.notna().to_numpy()
-        scored_at = utc_now()
-        quality = np.full(len(df), np.nan)
-        p_good = np.full(len(df), np.nan)
-        interval = np.full((len(df), 2), np.nan)
+        n = len(readings)
+        quality = np.full(n, np.nan)
+        p_good = np.full(n, np.nan)
+        interval = np.full((n, 2), np.nan)
         if (~held).any():
-            todo = df[~held]
+            todo = readings[~held] if held.any() else readings
             q = wine_model.predict(champion.model, todo)
             p, iv = wine_trust.annotate(champion.model.trust, todo["wine_type"].to_numpy(), q)
             quality[~held], p_good[~held], interval[~held] = q, p, iv
-        version = champion.version.version
-        out = []
-        for i, r in enumerate(readings):
-            common = {
-                "seq": r.seq,
-                "barrel_id": r.barrel_id,
-                "wine_type": r.wine_type,
-                "day": reading_day(r.updated_at),
-                "reading_updated_at": r.updated_at,
-                "scored_at": scored_at,
+        stamps = readings["updated_at"].to_numpy()
+        # A page's readings share few write stamps (one per batch written).
+        codes, unique = pd.factorize(stamps)
+        days = np.array([reading_day(u) for u in unique], dtype=object)[codes]
+        return frame(
+            {
+                "seq": readings["seq"].to_numpy(),
+                "barrel_id": readings["barrel_id"].to_numpy(),
+                "wine_type": readings["wine_type"].to_numpy(),
+                "day": days,
+                "reading_updated_at": stamps,
+                "outcome": np.where(held, "quarantined", "scored"),
+                "scored_at": utc_now(),
+                "quarantine_reason": reasons.to_numpy(),
+                "predicted_quality": quality,
+                "p_good": p_good,
+                "quality_low_90": interval[:, 0],
+                "quality_high_90": interval[:, 1],
+                "model_version": np.where(held, np.nan, champion.version.version),
             }
-            if held[i]:
-                out.append(
-                    LedgerRow(**common, outcome="quarantined", quarantine_reason=reasons.iloc[i])
-                )
-            else:
-                out.append(
-                    LedgerRow(
-                        **common,
-                        outcome="scored",
-                        predicted_quality=float(quality[i]),
-                        p_good=float(p_good[i]),
-                        quality_low_90=float(interval[i, 0]),
-                        quality_high_90=float(interval[i, 1]),
-                        model_version=version,
-                    )
-                )
-        return out
+        )
 
-    def _lost(self, seq: int) -> LedgerRow:
+    def _lost(self, seqs: Sequence[int]) -> pd.DataFrame:
         now = utc_now()
-        return LedgerRow(
-            seq=seq,
-            barrel_id="-",
-            wine_type="-",
-            day=reading_day(now),
-            reading_updated_at=now,
-            outcome="lost",
-            scored_at=now,
-            quarantine_reason=f"seq {seq} reserved but no reading appeared",
+        return frame(
+            [
+                LedgerRow(
+                    seq=seq,
+                    barrel_id="-",
+                    wine_type="-",
+                    day=reading_day(now),
+                    reading_updated_at=now,
+                    outcome="lost",
+                    scored_at=now,
+                    quarantine_reason=f"seq {seq} reserved but no reading appeared",
+                )
+                for seq in seqs
+            ]
         )
 
 

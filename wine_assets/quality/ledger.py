@@ -23,23 +23,20 @@ DynamoDB ``<table>-scores`` (HASH ``day``, RANGE ``seq``) + the ``scorer-cursor`
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import threading
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from wine_assets.readings.store import ReadingsStore
 
-__all__ = ["OUTCOMES", "LedgerRow", "ScoreLedger", "open_ledger"]
+__all__ = ["OUTCOMES", "LedgerRow", "Rows", "ScoreLedger", "frame", "open_ledger"]
 
 OUTCOMES = ("scored", "quarantined", "lost")
 #: Concurrent DynamoDB requests of one commit.
@@ -68,19 +65,23 @@ class LedgerRow:
 
 COLUMNS = tuple(f.name for f in fields(LedgerRow))
 _FLOATS = ("predicted_quality", "p_good", "quality_low_90", "quality_high_90")
+#: A barrel's score written back to the store, in the store's prediction order.
+_WRITE_BACK = ("barrel_id", "predicted_quality", "model_version", "seq", "scored_at")
 
 
-def _clean(value: Any) -> Any:
-    """NaN (a champion without calibration) is stored as no value."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
+#: What ``commit`` takes: a frame of ``COLUMNS`` (the scorer's), or a few rows.
+Rows = pd.DataFrame | Mapping[str, Any] | Sequence[LedgerRow] | Sequence[Mapping[str, Any]]
 
 
-def frame(rows: Sequence[LedgerRow] | Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Ledger rows as a typed frame (``COLUMNS``), ordered by seq."""
-    records = [asdict(r) if isinstance(r, LedgerRow) else r for r in rows]
-    df = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+def frame(rows: Rows) -> pd.DataFrame:
+    """Ledger rows as a typed frame (``COLUMNS``), ordered by seq: from a frame or a mapping
+    of columns (a missing optional column is all missing), or from rows (``LedgerRow`` or
+    mappings). NaN and None both mean no value."""
+    if isinstance(rows, pd.DataFrame | Mapping):
+        df = pd.DataFrame({c: rows.get(c) for c in COLUMNS})
+    else:
+        records = [asdict(r) if isinstance(r, LedgerRow) else r for r in rows]
+        df = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     df = df.astype(
         {
             "seq": "int64",
@@ -89,7 +90,21 @@ def frame(rows: Sequence[LedgerRow] | Sequence[dict[str, Any]]) -> pd.DataFrame:
             **{c: "string" for c in COLUMNS if c not in ("seq", "model_version", *_FLOATS)},
         }
     )
+    if df["seq"].is_monotonic_increasing:
+        return df.reset_index(drop=True)
     return df.sort_values("seq", ignore_index=True)
+
+
+def _values(df: pd.DataFrame, columns: Sequence[str]) -> list[list[Any]]:
+    """The columns as lists of plain Python values, None for a missing one (what sqlite3
+    and the DynamoDB items take; numpy scalars and NaN are neither)."""
+    return [df[c].to_numpy(dtype=object, na_value=None).tolist() for c in columns]
+
+
+def _newest_scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per barrel, its scored row with the highest seq (``rows`` ordered by seq)."""
+    scored = rows[rows["outcome"] == "scored"]
+    return scored.drop_duplicates("barrel_id", keep="last")
 
 
 class ScoreLedger(ABC):
@@ -107,10 +122,10 @@ class ScoreLedger(ABC):
         """Highest seq below which every seq is in the ledger; 0 at first."""
 
     @abstractmethod
-    def commit(self, rows: Sequence[LedgerRow], cursor: int) -> int:
-        """Record ``rows`` (seqs already recorded are left as they are), write each barrel's
-        newest score back to the store, and move the cursor up to ``cursor`` (never down).
-        The number of rows newly recorded."""
+    def commit(self, rows: Rows, cursor: int) -> int:
+        """Record ``rows`` (``frame``'s columns; seqs already recorded are left as they are),
+        write each barrel's newest score back to the store, and move the cursor up to
+        ``cursor`` (never down). The number of rows newly recorded."""
 
     @abstractmethod
     def day(self, day: str) -> pd.DataFrame:
@@ -139,15 +154,6 @@ class ScoreLedger(ABC):
         """Delete the day's rows with a seq in one of the inclusive ``(lo, hi)`` ranges,
         ``batch_size`` seqs per transaction/request; the number of seqs deleted. Only the
         retention code calls this, with ranges it has archived."""
-
-    def _newest_scores(self, rows: Sequence[LedgerRow]) -> list[LedgerRow]:
-        newest: dict[str, LedgerRow] = {}
-        for row in rows:
-            if row.outcome == "scored" and (
-                row.barrel_id not in newest or newest[row.barrel_id].seq < row.seq
-            ):
-                newest[row.barrel_id] = row
-        return list(newest.values())
 
 
 class SqliteScoreLedger(ScoreLedger):
@@ -182,11 +188,13 @@ class SqliteScoreLedger(ScoreLedger):
             ).fetchone()
         return int(row[0]) if row else 0
 
-    def commit(self, rows: Sequence[LedgerRow], cursor: int) -> int:
+    def commit(self, rows: Rows, cursor: int) -> int:
         from wine_assets.readings.sqlite_store import _UPSERT_PREDICTION
 
+        rows = frame(rows)
         marks = ", ".join("?" for _ in COLUMNS)
-        newest = self._newest_scores(rows)
+        values = _values(rows, COLUMNS)
+        newest = _values(_newest_scores(rows), _WRITE_BACK)
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -194,16 +202,10 @@ class SqliteScoreLedger(ScoreLedger):
                 before = conn.total_changes
                 conn.executemany(
                     f"INSERT OR IGNORE INTO scoring_log ({', '.join(COLUMNS)}) VALUES ({marks})",
-                    [tuple(_clean(getattr(r, c)) for c in COLUMNS) for r in rows],
+                    zip(*values, strict=True),
                 )
                 added = conn.total_changes - before
-                conn.executemany(
-                    _UPSERT_PREDICTION,
-                    [
-                        (r.barrel_id, r.predicted_quality, r.model_version, r.seq, r.scored_at)
-                        for r in newest
-                    ],
-                )
+                conn.executemany(_UPSERT_PREDICTION, zip(*newest, strict=True))
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
                     "SET value = MAX(value, excluded.value)",
@@ -306,43 +308,31 @@ class DynamoDbScoreLedger(ScoreLedger):
         ).get("Item")
         return int(item["upto"]["N"]) if item else 0
 
-    def _item(self, row: LedgerRow) -> dict[str, Any]:
+    def _item(self, values: Sequence[Any]) -> dict[str, Any]:
+        """A ledger item from one row's ``COLUMNS`` values (None: no attribute)."""
         from wine_assets.readings.dynamodb_store import TTL_ATTRIBUTE
 
         item: dict[str, Any] = {}
-        for name in COLUMNS:
-            value = _clean(getattr(row, name))
+        for name, value in zip(COLUMNS, values, strict=True):
             if value is None:
                 continue
             is_number = isinstance(value, int | float) and not isinstance(value, bool)
             item[name] = {"N": repr(value)} if is_number else {"S": str(value)}
         # Expires with the reading's history item (see dynamodb_store's TTL).
-        item[TTL_ATTRIBUTE] = {"N": str(self.store.expires_at(row.reading_updated_at))}
-        return item
+        item[TTL_ATTRIBUTE] = {"N": str(self.store.expires_at(item["reading_updated_at"]["S"]))}
+        return {"PutRequest": {"Item": item}}
 
-    def _put_batch(self, rows: Sequence[LedgerRow]) -> None:
-        """Up to 25 rows in one BatchWriteItem (leftovers retried). A row is keyed by its
-        day and seq: writing it again after a crash rewrites that one item, never adds one."""
-        request = {self.table: [{"PutRequest": {"Item": self._item(r)}} for r in rows]}
-        for attempt in range(10):
-            unprocessed = self._client.batch_write_item(RequestItems=request).get(
-                "UnprocessedItems"
-            )
-            if not unprocessed:
-                return
-            request = unprocessed
-            time.sleep(0.05 * 2**attempt)
-        raise RuntimeError(f"{self.table}: ledger rows still unprocessed")
-
-    def _write_back(self, row: LedgerRow) -> None:
-        """The barrel's prediction on its item, unless a newer reading's is there already:
-        conditional on ``reading_seq``, so redoing it after a crash changes nothing."""
+    def _write_back(self, score: tuple[str, float, int, int, str]) -> None:
+        """The barrel's prediction (``_WRITE_BACK``'s values) on its item, unless a newer
+        reading's is there already: conditional on ``reading_seq``, so redoing it after a
+        crash changes nothing."""
         from botocore.exceptions import ClientError
 
+        barrel_id, quality, version, seq, scored_at = score
         try:
             self._client.update_item(
                 TableName=self.store.table,
-                Key={"barrel_id": {"S": row.barrel_id}},
+                Key={"barrel_id": {"S": barrel_id}},
                 UpdateExpression="SET #q = :q, #v = :v, #r = :r, #t = :t",
                 ConditionExpression="attribute_exists(barrel_id) AND "
                 "(attribute_not_exists(#r) OR #r <= :r)",
@@ -353,41 +343,49 @@ class DynamoDbScoreLedger(ScoreLedger):
                     "#t": "scored_at",
                 },
                 ExpressionAttributeValues={
-                    ":q": {"N": repr(float(row.predicted_quality))},
-                    ":v": {"N": str(int(row.model_version))},
-                    ":r": {"N": str(int(row.seq))},
-                    ":t": {"S": row.scored_at},
+                    ":q": {"N": repr(float(quality))},
+                    ":v": {"N": str(int(version))},
+                    ":r": {"N": str(int(seq))},
+                    ":t": {"S": scored_at},
                 },
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
-    def commit(self, rows: Sequence[LedgerRow], cursor: int) -> int:
+    def commit(self, rows: Rows, cursor: int) -> int:
         """The write-backs and the ledger rows are independent idempotent requests, sent
         together (DynamoDB calls are latency-bound); the cursor moves only once all of them
-        are done."""
-        from wine_assets.readings.store import validate_prediction_columns
-
-        newest = self._newest_scores(rows)
-        for version in sorted({r.model_version for r in newest}):
-            part = [r for r in newest if r.model_version == version]
-            validate_prediction_columns(  # the store's own checks, before any write
-                [r.barrel_id for r in part],
-                [r.predicted_quality for r in part],
-                [r.seq for r in part],
-                int(version),
-                [r.scored_at for r in part],
-            )
-        if rows:
-            batches = [rows[i : i + 25] for i in range(0, len(rows), 25)]
-            with ThreadPoolExecutor(min(WORKERS, len(batches) + len(newest))) as pool:
-                puts = [pool.submit(self._put_batch, b) for b in batches]
-                writes = [pool.submit(self._write_back, r) for r in newest]
-                for future in puts + writes:
-                    future.result()
+        are done. A ledger item is keyed by its day and seq: writing it again after a crash
+        rewrites that one item, never adds one."""
         from botocore.exceptions import ClientError
 
+        from wine_assets.readings import dynamodb_store
+        from wine_assets.readings.store import validate_prediction_columns
+
+        rows = frame(rows)
+        newest = _newest_scores(rows)
+        for version, part in newest.groupby("model_version"):
+            validate_prediction_columns(  # the store's own checks, before any write
+                part["barrel_id"],
+                part["predicted_quality"],
+                part["seq"],
+                int(version),
+                part["scored_at"],
+            )
+        items = [self._item(values) for values in zip(*_values(rows, COLUMNS), strict=True)]
+        scores = list(zip(*_values(newest, _WRITE_BACK), strict=True))
+        if items:
+            step = dynamodb_store.BATCH_ITEMS
+            batches = [items[i : i + step] for i in range(0, len(items), step)]
+            with ThreadPoolExecutor(min(WORKERS, len(batches) + len(scores))) as pool:
+                puts = [
+                    pool.submit(dynamodb_store.batch_write, self._client, self.table, b)
+                    for b in batches
+                ]
+                writes = [pool.submit(self._write_back, score) for score in scores]
+                for future in puts + writes:
+                    future.result()
         try:
             self._client.update_item(
                 TableName=self.cursor_table,
@@ -464,6 +462,7 @@ class DynamoDbScoreLedger(ScoreLedger):
         return None
 
     def delete_seqs(self, day: str, ranges: Sequence[tuple[int, int]], batch_size: int) -> int:
+        from wine_assets.readings import dynamodb_store
         from wine_assets.readings.store import _chunks
 
         deleted = 0
@@ -473,12 +472,7 @@ class DynamoDbScoreLedger(ScoreLedger):
                 for lo, hi in group
                 for seq in range(lo, hi + 1)
             ]
-            for start in range(0, len(keys), 25):
-                request = {self.table: keys[start : start + 25]}
-                while request:
-                    request = self._client.batch_write_item(RequestItems=request).get(
-                        "UnprocessedItems"
-                    )
+            dynamodb_store.batch_write(self._client, self.table, keys)
             deleted += len(keys)
         return deleted
 

@@ -76,7 +76,7 @@ from wine_assets.readings.store import (
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DAY_GSI_NAME", "GSI_NAME", "SHARD", "DynamoDbReadingsStore"]
+__all__ = ["DAY_GSI_NAME", "GSI_NAME", "SHARD", "DynamoDbReadingsStore", "batch_write"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ _PREDICTION_ATTRS = ("predicted_quality", "model_version", "reading_seq", "score
 #: The history items' TTL attribute (epoch seconds) and how long after the retention it fires.
 TTL_ATTRIBUTE = "expires_at"
 TTL_GRACE_DAYS = 2
+#: Items per BatchWriteItem request (DynamoDB's limit).
+BATCH_ITEMS = 25
 #: botocore's standard retries (throttling, RequestLimitExceeded, 5xx, timeouts) with backoff
 #: and jitter, as many attempts as its legacy DynamoDB policy made.
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
@@ -465,22 +467,7 @@ class DynamoDbReadingsStore(ReadingsStore):
             }
             for r, seq in zip(readings, seqs, strict=True)
         ]
-        self._batch_write(items)
-
-    def _batch_write(self, items: list[dict[str, Any]]) -> None:
-        """BatchWriteItem requests (25 each) on the history table, retrying leftovers."""
-        for start in range(0, len(items), 25):
-            request = {self.history_table: items[start : start + 25]}
-            for attempt in range(10):
-                unprocessed = self._client.batch_write_item(RequestItems=request).get(
-                    "UnprocessedItems"
-                )
-                if not unprocessed:
-                    break
-                request = unprocessed
-                time.sleep(0.05 * 2**attempt)
-            else:
-                raise RuntimeError(f"{self.history_table}: writes still unprocessed")
+        batch_write(self._client, self.history_table, items)
 
     def _write_predictions(self, columns: PredictionColumns) -> int:
         wanted = set(columns.barrel_id)
@@ -577,11 +564,12 @@ class DynamoDbReadingsStore(ReadingsStore):
         )
         return [_reading(i) for items in pages for i in items]
 
-    def history(self, after: int, upto: int) -> list[Reading]:
+    def history_frame(self, after: int, upto: int) -> pd.DataFrame:
+        """One consistent, paged Query of the history table's seq range."""
         _check_cursor(after, None)
         _check_cursor(upto, None)
         if upto <= after:
-            return []
+            return _history_frame([])
         pages = self._query_pages(
             TableName=self.history_table,
             KeyConditionExpression="#s = :shard AND #q BETWEEN :lo AND :hi",
@@ -593,7 +581,7 @@ class DynamoDbReadingsStore(ReadingsStore):
             },
             ConsistentRead=True,
         )
-        return [_reading(i) for items in pages for i in items]
+        return _history_frame([_history_row(i) for items in pages for i in items])
 
     def max_seq(self) -> int:
         response = self._client.query(
@@ -752,18 +740,7 @@ class DynamoDbReadingsStore(ReadingsStore):
             },
             ConsistentRead=True,
         )
-        rows = [
-            (
-                _int(i["seq"]),
-                i["barrel_id"]["S"],
-                i["wine_type"]["S"],
-                *(_float(i[name]) for name in NUMERIC_FIELDS),
-                i["updated_at"]["S"],
-            )
-            for items in pages
-            for i in items
-        ]
-        return _history_frame(rows)
+        return _history_frame([_history_row(i) for items in pages for i in items])
 
     def oldest_history_day(self) -> date | None:
         response = self._client.query(
@@ -790,15 +767,37 @@ class DynamoDbReadingsStore(ReadingsStore):
                 for lo, hi in group
                 for seq in range(lo, hi + 1)
             ]
-            parts = [keys[i : i + 25] for i in range(0, len(keys), 25)]
+            parts = [keys[i : i + BATCH_ITEMS] for i in range(0, len(keys), BATCH_ITEMS)]
             if self.max_workers <= 1 or len(parts) <= 1:
                 for part in parts:
-                    self._batch_write(part)
+                    batch_write(self._client, self.history_table, part)
             else:
                 with ThreadPoolExecutor(min(self.max_workers, len(parts))) as pool:
-                    list(pool.map(self._batch_write, parts))
+                    writes = [
+                        pool.submit(batch_write, self._client, self.history_table, part)
+                        for part in parts
+                    ]
+                    for write in writes:
+                        write.result()
             deleted += len(keys)
         return deleted
+
+
+def batch_write(client: Any, table: str, items: Sequence[Mapping[str, Any]]) -> None:
+    """``items`` (``PutRequest``/``DeleteRequest`` entries) on ``table`` in BatchWriteItem
+    requests of ``BATCH_ITEMS``, each request's leftovers (``UnprocessedItems``) retried with
+    a growing pause; a ``RuntimeError`` naming the table when some are still left after ten
+    tries. Puts and deletes by key are idempotent, so a caller redoing a batch after a crash
+    rewrites the same items."""
+    for start in range(0, len(items), BATCH_ITEMS):
+        request: Mapping[str, Any] = {table: list(items[start : start + BATCH_ITEMS])}
+        for attempt in range(10):
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems")
+            if not request:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise RuntimeError(f"{table}: {len(request[table])} writes still unprocessed")
 
 
 def _index_names(table: Mapping[str, Any]) -> set[str]:
@@ -813,6 +812,17 @@ def _temperature_row(item: Mapping[str, Any]) -> tuple[str, str, float, int]:
         item["updated_at"]["S"],
         _float(item["temperature_c"]),
         _int(item["seq"]),
+    )
+
+
+def _history_row(item: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A history item's values in ``HISTORY_COLUMNS`` order."""
+    return (
+        _int(item["seq"]),
+        item["barrel_id"]["S"],
+        item["wine_type"]["S"],
+        *(_float(item[name]) for name in NUMERIC_FIELDS),
+        item["updated_at"]["S"],
     )
 
 

@@ -103,7 +103,6 @@ _INSERT_HISTORY = (
     f"INSERT INTO reading_history ({', '.join(_READING_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _READING_COLUMNS)})"
 )
-_SELECT_HISTORY = f"SELECT {', '.join(_READING_COLUMNS)} FROM reading_history"
 _SELECT_READING = f"SELECT {', '.join(_READING_COLUMNS)} FROM readings"
 _SELECT_PREDICTION = f"SELECT {', '.join(_PREDICTION_COLUMNS)} FROM predictions"
 _UPSERT_PREDICTION = (
@@ -205,13 +204,16 @@ class SqliteReadingsStore(ReadingsStore):
         )
         return [_reading(row) for row in rows]
 
-    def history(self, after: int, upto: int) -> list[Reading]:
+    def history_frame(self, after: int, upto: int) -> pd.DataFrame:
+        """One range read on the history table's primary key."""
         _check_cursor(after, None)
         _check_cursor(upto, None)
         rows = self._query(
-            f"{_SELECT_HISTORY} WHERE seq > ? AND seq <= ? ORDER BY seq", (after, upto)
+            f"SELECT {', '.join(HISTORY_COLUMNS)} FROM reading_history "
+            "WHERE seq > ? AND seq <= ? ORDER BY seq",
+            (after, upto),
         )
-        return [_reading(row) for row in rows]
+        return _history_frame(rows)
 
     def max_seq(self) -> int:
         (value,) = self._query("SELECT COALESCE(MAX(seq), 0) FROM readings")[0]

@@ -344,10 +344,15 @@ class ReadingsStore(ABC):
         """Current readings with ``seq`` above the cursor, ordered by seq (index, no scan)."""
 
     @abstractmethod
+    def history_frame(self, after: int, upto: int) -> pd.DataFrame:
+        """Every reading written with ``after < seq <= upto``, superseded ones included, as
+        ``HISTORY_COLUMNS`` ordered by seq: the append-only log that lets a late consumer
+        score every change, not only the ones still current when it looks. Columns, so a
+        consumer catching up reads a page of readings without an object per reading."""
+
     def history(self, after: int, upto: int) -> list[Reading]:
-        """Every reading written with ``after < seq <= upto``, superseded ones included,
-        ordered by seq: the append-only log that lets a late consumer score every change,
-        not only the ones still current when it looks."""
+        """``history_frame`` as ``Reading`` objects (a few readings: checks and tests)."""
+        return [Reading(**row) for row in self.history_frame(after, upto).to_dict("records")]
 
     @abstractmethod
     def max_seq(self) -> int:
@@ -521,19 +526,24 @@ def _temperature_frame(rows: Sequence[tuple[str, str, float]]) -> pd.DataFrame:
 
 
 def _history_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
-    """``history_day``'s frame from rows in ``HISTORY_COLUMNS`` order (typed even when empty)."""
+    """``history_frame``'s (and ``history_day``'s) frame from rows in ``HISTORY_COLUMNS``
+    order, typed even when empty, ordered by seq. One object array cut into typed columns:
+    a frame from a list of row tuples infers every value's type again."""
     import pandas as pd
 
-    frame = pd.DataFrame(list(rows), columns=list(HISTORY_COLUMNS))
-    return frame.astype(
-        {
-            "seq": "int64",
-            "barrel_id": "string",
-            "wine_type": "string",
-            **dict.fromkeys(NUMERIC_FIELDS, "float64"),
-            "updated_at": "string",
-        }
-    ).sort_values("seq", ignore_index=True)
+    table = np.array(rows, dtype=object).reshape(len(rows), len(HISTORY_COLUMNS))
+    data: dict[str, Any] = {}
+    for name, values in zip(HISTORY_COLUMNS, table.T, strict=True):
+        if name == "seq":
+            data[name] = np.array(values, dtype=np.int64)
+        elif name in NUMERIC_FIELDS:
+            data[name] = np.array(values, dtype=np.float64)
+        else:  # (pd.array(values, dtype="string") checks each value again: slower)
+            data[name] = pd.Series(values, dtype=object).astype("string")
+    frame = pd.DataFrame(data)
+    if frame["seq"].is_monotonic_increasing:
+        return frame
+    return frame.sort_values("seq", ignore_index=True)
 
 
 def _day_window(day: date) -> tuple[str, str]:
