@@ -101,6 +101,19 @@ def test_every_route_but_health_needs_the_token(secured, method, path, authoriza
     assert logged_rows(log_dsn) == before  # nothing scored or logged
 
 
+@pytest.mark.parametrize(("body", "status"), [(b"{not json", 422), (b'{"wine_type": "\xff"}', 400)])
+def test_a_body_that_does_not_parse_is_a_401_too_without_the_token(secured, body, status):
+    """FastAPI parses a body before the token's dependency runs: the refusal still says 401."""
+    url, _ = secured
+    for path in ("/predict", "/batch"):
+        headers = {"Content-Type": "application/json"}
+        response = requests.post(f"{url}{path}", data=body, headers=headers, timeout=10)
+        assert response.status_code == 401 and "WINE_API_TOKEN" in response.json()["detail"]
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        answer = requests.post(f"{url}{path}", data=body, headers=headers | BEARER, timeout=10)
+        assert answer.status_code == status, answer.text  # with the token: why it was refused
+
+
 def test_the_schema_declares_the_token_and_its_401_on_every_route_but_health(secured):
     url, _ = secured
     schema = requests.get(f"{url}/openapi.json", headers=BEARER, timeout=10).json()

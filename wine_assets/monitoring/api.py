@@ -37,6 +37,7 @@ from typing import Annotated, Any
 import dagster as dg
 from fastapi import APIRouter, FastAPI, Path, Request, Security, security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
@@ -170,18 +171,16 @@ _BEARER = security.HTTPBearer(auto_error=False, description=f"the service's {TOK
 _BASIC = security.HTTPBasic(auto_error=False, description=f"any user, the {TOKEN_VAR} as password")
 
 
-def _authorized(token: str) -> Callable[..., Any]:
-    """A dependency refusing (401) a request without ``token`` as bearer or Basic password."""
-
-    async def authorized(
-        bearer: Annotated[security.HTTPAuthorizationCredentials | None, Security(_BEARER)],
-        basic: Annotated[security.HTTPBasicCredentials | None, Security(_BASIC)],
-    ) -> None:
-        given = bearer.credentials if bearer else basic.password if basic else ""
-        if not secrets.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401)
-
-    return authorized
+async def _authorized(
+    request: Request,
+    bearer: Annotated[security.HTTPAuthorizationCredentials | None, Security(_BEARER)],
+    basic: Annotated[security.HTTPBasicCredentials | None, Security(_BASIC)],
+) -> None:
+    """A dependency refusing (401) a request without the app's token as bearer or Basic
+    password."""
+    given = bearer.credentials if bearer else basic.password if basic else ""
+    if not secrets.compare_digest(given.encode(), request.app.state.token.encode()):
+        raise HTTPException(401)
 
 
 class _BodyLimit:
@@ -254,10 +253,10 @@ def create_app(
         "champion wine model; every answer is kept in the prediction log.",
         lifespan=lifespan,
         # the token guards every route added to the app (its docs pages too) but /health
-        dependencies=[Security(_authorized(token))] if token else None,
+        dependencies=[Security(_authorized)] if token else None,
         responses=_UNAUTHORIZED if token else None,
     )
-    app.state.batcher = batcher
+    app.state.batcher, app.state.token = batcher, token
     app.add_middleware(_BodyLimit, max_body_bytes=max_body_bytes)
     # FastAPI serves /openapi.json by a plain Starlette route, out of the dependencies' reach
     app.router.routes.remove(next(r for r in app.routes if getattr(r, "path", "") == OPENAPI))
@@ -274,8 +273,16 @@ def create_app(
             response.headers.append("WWW-Authenticate", challenge)
         return response
 
+    @app.exception_handler(400)  # a body that is not UTF-8
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: Exception) -> Response:
+        try:  # FastAPI parses a body before the token's dependency runs: without it, a 401 still
+            if token:
+                await _authorized(request, await _BEARER(request), await _BASIC(request))
+        except HTTPException:
+            return await unauthorized(request, exc)
+        if isinstance(exc, HTTPException):
+            return await http_exception_handler(request, exc)
         # FastAPI's 422 list without the echoed input: a NaN that Python's JSON parsed is not
         # valid JSON to answer with, and a bad batch need not be sent back.
         detail = [{k: e[k] for k in ("type", "loc", "msg")} for e in exc.errors()]
