@@ -176,8 +176,7 @@ async def _authorized(
     bearer: Annotated[security.HTTPAuthorizationCredentials | None, Security(_BEARER)],
     basic: Annotated[security.HTTPBasicCredentials | None, Security(_BASIC)],
 ) -> None:
-    """A dependency refusing (401) a request without the app's token as bearer or Basic
-    password."""
+    """The token's dependency: a 401 unless the app's token came as bearer or Basic password."""
     given = bearer.credentials if bearer else basic.password if basic else ""
     if not secrets.compare_digest(given.encode(), request.app.state.token.encode()):
         raise HTTPException(401)
