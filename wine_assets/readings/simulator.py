@@ -37,7 +37,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import TextIO
 
 import numpy as np
@@ -312,13 +311,9 @@ def _run(store: ReadingsStore, url: str, args: argparse.Namespace) -> int:
     )
     rng = np.random.default_rng(args.seed)
     stop = threading.Event()
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-
-        def on_sigterm(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    # Signal handlers can only be installed from the main thread (not when embedded).
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main_thread else None
     progress = Progress()
     clean: CleanState = {}
     ticks = written = 0
