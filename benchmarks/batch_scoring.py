@@ -86,6 +86,7 @@ def measure(rows: int, batch: int, repeats: int) -> dict:
                 scored = 0
                 while added := scorer.step():
                     scored += added
+                scorer.close()
                 ledger.close()
             asset_times.append(time.perf_counter() - t0)
             snap = readings

@@ -83,6 +83,31 @@ def test_a_barrel_read_twice_in_one_page_keeps_its_newer_score(
     assert_exactly_once(store, ledger)
 
 
+def test_a_catch_up_reads_the_next_page_while_scoring_one(
+    store: ReadingsStore, champion_storage, monkeypatch
+):
+    """Full pages mean a backlog: the page after one is read in the background while it is
+    scored, each range once, and readings written meanwhile are scored in a later page."""
+    store.put([reading(f"barrel-{i:04d}") for i in range(10)])
+    reads: list[tuple[int, int]] = []
+    real = store.history_frame
+
+    def history_frame(after: int, upto: int):
+        reads.append((after, upto))
+        return real(after, upto)
+
+    monkeypatch.setattr(store, "history_frame", history_frame)
+    s, ledger = scorer(store, champion_storage, page=4)
+    assert s.step() == 4
+    store.put([reading("barrel-0003", alcohol=10.0), reading("barrel-0011")])
+    drain(s)
+    s.close()
+    assert not s.holes
+    assert reads[:3] == [(0, 4), (4, 8), (8, 12)]  # (8, 12] read ahead of the second step
+    assert len(reads) == len(set(reads))  # no range read twice
+    assert_exactly_once(store, ledger)
+
+
 @pytest.mark.parametrize("crash_at", ["write_back", "ledger", "cursor"])
 def test_a_crash_inside_a_commit_neither_skips_nor_doubles(
     store: ReadingsStore, champion_storage, monkeypatch, crash_at

@@ -33,6 +33,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -223,12 +224,34 @@ class BarrelScorer:
         self.high = self.position
         #: Seqs between position and high not visible yet, with when they were first missed.
         self.holes: dict[int, float] = {}
+        #: The page after a seq, being read while the page before it is scored (catch-up).
+        self._ahead: tuple[int, Future[pd.DataFrame]] | None = None
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="wine-scorer-read")
+
+    def close(self) -> None:
+        """Stop reading ahead (a read under way is waited for)."""
+        self._reader.shutdown(wait=True, cancel_futures=True)
+
+    def _read(self) -> pd.DataFrame:
+        """The page after ``high``. A page that reaches the end of its seq range means a
+        catch-up: the page after it is then read in the background while this one is scored
+        and committed (the read holds no lock a writer waits for). Anything written after
+        that read is simply in a later page, as with a read made at the next step."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == self.high:
+            page = ahead[1].result()
+        else:
+            page = self.store.history_frame(self.high, self.high + self.page)
+        if len(page) and int(page["seq"].iloc[-1]) >= self.high + self.page:
+            top = self.high + self.page
+            self._ahead = (top, self._reader.submit(self.store.history_frame, top, top + self.page))
+        return page
 
     def step(self) -> int:
         """Read what is new (and any hole that appeared), screen, score, commit; the number
         of readings newly recorded."""
         champion = self.champion()  # NotReady: nothing read, nothing moved
-        page = self.store.history_frame(self.high, self.high + self.page)
+        page = self._read()
         found = [self.store.history_frame(seq - 1, seq) for seq in sorted(self.holes)]
         found = [f for f in found if len(f)]
         now = time.monotonic()
@@ -370,7 +393,9 @@ def open_scorer(stack: ExitStack, args: argparse.Namespace) -> BarrelScorer:
     instance = _instance(stack)
     reporter = DagsterReporter(instance, args.report_every) if instance is not None else None
     source = ChampionSource(model_store, args.champion_every)
-    return BarrelScorer(store, ledger, source.current, reporter, args.give_up_after)
+    scorer = BarrelScorer(store, ledger, source.current, reporter, args.give_up_after)
+    stack.callback(scorer.close)
+    return scorer
 
 
 def _parser() -> argparse.ArgumentParser:

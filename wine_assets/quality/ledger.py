@@ -164,6 +164,13 @@ class SqliteScoreLedger(ScoreLedger):
         super().__init__(store)
         self._conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         self._conn.execute("PRAGMA busy_timeout = 30000")
+        # A catch-up commits pages of many thousand rows: room for their pages in memory
+        # (SQLite's 2 MB default spills them to the WAL mid-transaction, then reads them
+        # back), and WAL's NORMAL sync (a commit survives a killed process; a power cut
+        # may undo the last ones, ledger, write-back and cursor together, which the scorer
+        # then does again).
+        self._conn.execute("PRAGMA cache_size = -65536")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
         self._lock = threading.Lock()
 
     def create(self) -> None:
