@@ -151,7 +151,7 @@ MUTATIONS = [
         "the barrel scorer scores readings it should quarantine",
         "wine_assets/quality/consumer.py",
         "        held = reasons.notna().to_numpy()\n",
-        "        held = np.zeros(len(df), dtype=bool)\n",
+        "        held = np.zeros(len(readings), dtype=bool)\n",
         (
             "tests/wine/test_quality_consumer.py::"
             "test_quarantined_readings_are_kept_with_their_reason_and_others_scored",
