@@ -362,9 +362,10 @@ class DynamoDbScoreLedger(ScoreLedger):
 
     def commit(self, rows: Rows, cursor: int) -> int:
         """The write-backs and the ledger rows are independent idempotent requests, sent
-        together (DynamoDB calls are latency-bound); the cursor moves only once all of them
-        are done. A ledger item is keyed by its day and seq: writing it again after a crash
-        rewrites that one item, never adds one."""
+        together (DynamoDB calls are latency-bound), the write-backs first (what a reader of
+        the store waits for); the cursor moves only once all of them are done. A ledger item
+        is keyed by its day and seq: writing it again after a crash rewrites that one item,
+        never adds one."""
         from botocore.exceptions import ClientError
 
         from wine_assets.readings import dynamodb_store
@@ -386,12 +387,12 @@ class DynamoDbScoreLedger(ScoreLedger):
             step = dynamodb_store.BATCH_ITEMS
             batches = [items[i : i + step] for i in range(0, len(items), step)]
             with ThreadPoolExecutor(min(WORKERS, len(batches) + len(scores))) as pool:
+                writes = [pool.submit(self._write_back, score) for score in scores]
                 puts = [
                     pool.submit(dynamodb_store.batch_write, self._client, self.table, b)
                     for b in batches
                 ]
-                writes = [pool.submit(self._write_back, score) for score in scores]
-                for future in puts + writes:
+                for future in writes + puts:
                     future.result()
         try:
             self._client.update_item(
