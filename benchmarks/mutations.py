@@ -169,8 +169,8 @@ MUTATIONS = [
         "dynamodb_older_score_replaces_newer",
         "the DynamoDB readings store lets an older reading's score replace a newer one's",
         "wine_assets/readings/dynamodb_store.py",
-        'ConditionExpression="attribute_not_exists(#r) OR #r <= :r",',
-        'ConditionExpression="attribute_not_exists(#r) OR #r <= :r OR #r > :r",',
+        '"(attribute_not_exists(#r) OR #r <= :r)",',
+        '"(attribute_not_exists(#r) OR #r <= :r OR #r > :r)",',
         ("tests/wine/test_readings_store.py::test_older_prediction_does_not_replace_newer",),
     ),
     Mutation(

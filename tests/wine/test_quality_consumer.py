@@ -160,15 +160,15 @@ def ledger_crash(ledger: ScoreLedger, at: str, monkeypatch) -> list[str]:
         monkeypatch.setattr(ledger, "_conn", Conn())
     else:
         if at == "write_back":
-            real_write, count = ledger._write_back, []
+            real_write, count = ledger.store.write_prediction, []
 
-            def some_written(row):
-                count.append(row)
+            def some_written(*score):
+                count.append(score)
                 if len(count) > 2:
                     die()
-                return real_write(row)
+                return real_write(*score)
 
-            monkeypatch.setattr(ledger, "_write_back", some_written)
+            monkeypatch.setattr(ledger.store, "write_prediction", some_written)
         elif at == "ledger":
             from wine_assets.readings import dynamodb_store
 

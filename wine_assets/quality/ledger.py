@@ -329,37 +329,6 @@ class DynamoDbScoreLedger(ScoreLedger):
         item[TTL_ATTRIBUTE] = {"N": str(self.store.expires_at(item["reading_updated_at"]["S"]))}
         return {"PutRequest": {"Item": item}}
 
-    def _write_back(self, score: tuple[str, float, int, int, str]) -> None:
-        """The barrel's prediction (``_WRITE_BACK``'s values) on its item, unless a newer
-        reading's is there already: conditional on ``reading_seq``, so redoing it after a
-        crash changes nothing."""
-        from botocore.exceptions import ClientError
-
-        barrel_id, quality, version, seq, scored_at = score
-        try:
-            self._client.update_item(
-                TableName=self.store.table,
-                Key={"barrel_id": {"S": barrel_id}},
-                UpdateExpression="SET #q = :q, #v = :v, #r = :r, #t = :t",
-                ConditionExpression="attribute_exists(barrel_id) AND "
-                "(attribute_not_exists(#r) OR #r <= :r)",
-                ExpressionAttributeNames={
-                    "#q": "predicted_quality",
-                    "#v": "model_version",
-                    "#r": "reading_seq",
-                    "#t": "scored_at",
-                },
-                ExpressionAttributeValues={
-                    ":q": {"N": repr(float(quality))},
-                    ":v": {"N": str(int(version))},
-                    ":r": {"N": str(int(seq))},
-                    ":t": {"S": scored_at},
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-
     def commit(self, rows: Rows, cursor: int) -> int:
         """The write-backs and the ledger rows are independent idempotent requests, sent
         together (DynamoDB calls are latency-bound), the write-backs first (what a reader of
@@ -387,7 +356,7 @@ class DynamoDbScoreLedger(ScoreLedger):
             step = dynamodb_store.BATCH_ITEMS
             batches = [items[i : i + step] for i in range(0, len(items), step)]
             with ThreadPoolExecutor(min(WORKERS, len(batches) + len(scores))) as pool:
-                writes = [pool.submit(self._write_back, score) for score in scores]
+                writes = [pool.submit(self.store.write_prediction, *score) for score in scores]
                 puts = [
                     pool.submit(dynamodb_store.batch_write, self._client, self.table, b)
                     for b in batches

@@ -474,34 +474,39 @@ class DynamoDbReadingsStore(ReadingsStore):
         missing = wanted - self._existing(wanted)
         if missing:
             raise KeyError(f"no reading for barrels {sorted(missing)[:20]}; nothing written")
-        written = 0
-        for barrel_id, quality, version, seq, scored_at in columns.rows():
-            try:
-                self._client.update_item(
-                    TableName=self.table,
-                    Key={"barrel_id": _str(barrel_id)},
-                    UpdateExpression="SET #q = :q, #v = :v, #r = :r, #t = :t",
-                    # Readings are never deleted, so existence was settled above; the
-                    # condition only keeps an older scoring from replacing a newer one.
-                    ConditionExpression="attribute_not_exists(#r) OR #r <= :r",
-                    ExpressionAttributeNames={
-                        "#q": "predicted_quality",
-                        "#v": "model_version",
-                        "#r": "reading_seq",
-                        "#t": "scored_at",
-                    },
-                    ExpressionAttributeValues={
-                        ":q": _num(quality),
-                        ":v": _num(version),
-                        ":r": _num(seq),
-                        ":t": _str(scored_at),
-                    },
-                )
-                written += 1
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
-        return written
+        return sum(self.write_prediction(*row) for row in columns.rows())
+
+    def write_prediction(
+        self, barrel_id: str, quality: float, version: int, seq: int, scored_at: str
+    ) -> bool:
+        """The barrel's prediction on its item, unless a newer reading's is there already
+        (conditional on ``reading_seq``: redoing it after a crash changes nothing) or the
+        barrel has no item; whether it was written."""
+        try:
+            self._client.update_item(
+                TableName=self.table,
+                Key={"barrel_id": _str(barrel_id)},
+                UpdateExpression="SET #q = :q, #v = :v, #r = :r, #t = :t",
+                ConditionExpression="attribute_exists(barrel_id) AND "
+                "(attribute_not_exists(#r) OR #r <= :r)",
+                ExpressionAttributeNames={
+                    "#q": "predicted_quality",
+                    "#v": "model_version",
+                    "#r": "reading_seq",
+                    "#t": "scored_at",
+                },
+                ExpressionAttributeValues={
+                    ":q": _num(float(quality)),
+                    ":v": _num(int(version)),
+                    ":r": _num(int(seq)),
+                    ":t": _str(scored_at),
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     def _existing(self, barrel_ids: set[str]) -> set[str]:
         """Which of the barrels have an item (BatchGetItem, 100 keys per request)."""
