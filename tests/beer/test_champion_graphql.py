@@ -5,8 +5,6 @@ the champion each time; the lineage reads candidate → champion → predictions
 
 import json
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +19,10 @@ from beer_assets.punkapi.client import FetchResult
 from platform_core.champion import champion_run_config
 from platform_core.registry import ModelRegistry, Status
 from platform_core.storage import PlatformStorage
-from tests.conftest import REPO_ROOT, free_port, wait_http
+from tests.conftest import free_port, wait_http
 from tests.graphql import graphql
 from tests.polling import wait_for
+from tests.processes import running
 
 BIN = Path(sys.executable).parent
 LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
@@ -114,18 +113,9 @@ def webserver(tmp_path, punkapi_server) -> Iterator[Webserver]:
         "PUNK_API_URL": punkapi_server.url,
     }
     port = free_port()
-    log = (tmp_path / "webserver.log").open("wb")
-    proc = subprocess.Popen(
-        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)]
-        + ["-m", "beer_assets.definitions"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
+    cmd = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)]
+    with running([*cmd, "-m", "beer_assets.definitions"], env, tmp_path / "webserver.log"):
+        url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/server_info", 180)
         locations = wait_for(
             lambda: graphql(url, LOCATIONS)["workspaceOrError"]["locationEntries"],
@@ -133,14 +123,6 @@ def webserver(tmp_path, punkapi_server) -> Iterator[Webserver]:
             "the beer location",
         )
         yield Webserver(url, locations[0]["name"], PlatformStorage.local(str(tmp_path / "storage")))
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        log.close()
 
 
 def test_promote_approve_and_roll_back_through_the_ui_path(webserver, punkapi_beers):
