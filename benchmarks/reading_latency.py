@@ -74,18 +74,14 @@ class Watcher:
         from wine_assets.readings.store import open_store
 
         with open_store(self.url) as store:
+            keys = [{"barrel_id": {"S": r.barrel_id}} for r in store.all()]
             while not self._stop.is_set():
                 now = time.time()
-                if isinstance(store, DynamoDbReadingsStore):  # two attributes, not ~20
-                    pages = store._client.get_paginator("scan").paginate(
-                        TableName=store.table,
-                        ConsistentRead=True,
-                        ProjectionExpression="barrel_id, reading_seq",
-                    )
+                if isinstance(store, DynamoDbReadingsStore):  # two attributes, by key
+                    items = store._batch_get(store.table, keys, "barrel_id, reading_seq")
                     pairs = [
                         (i["barrel_id"]["S"], int(i["reading_seq"]["N"]))
-                        for page in pages
-                        for i in page["Items"]
+                        for i in items
                         if "reading_seq" in i
                     ]
                 else:

@@ -219,6 +219,66 @@ def test_a_seq_that_appears_after_a_higher_one_is_scored(dynamodb_url, champion_
         assert ledger.cursor() == store.max_seq()
 
 
+def history_reads(store: ReadingsStore) -> list[str]:
+    """The name of every request the store's client sends to read its history table from
+    now on (botocore's event hooks)."""
+    sent: list[str] = []
+
+    def record(params: dict, event_name: str, **_: object) -> None:
+        if store.history_table in (params.get("TableName"), *params.get("RequestItems", ())):
+            sent.append(event_name.rsplit(".", 1)[-1])
+
+    for op in ("Query", "BatchGetItem"):
+        store._client.meta.events.register(f"provide-client-params.dynamodb.{op}", record)
+    return sent
+
+
+def test_an_idle_scorer_on_dynamodb_reads_the_counter_not_the_history(
+    dynamodb_url, champion_storage
+):
+    """Polls with nothing new read the counter item, not the history; a few new seqs are
+    read by key."""
+    with open_store(dynamodb_url) as store:
+        store.create()
+        store.put([reading(f"barrel-{i:04d}") for i in range(3)])
+        s, _ = scorer(store, champion_storage)
+        drain(s)
+        sent = history_reads(store)
+        for _ in range(5):
+            assert s.step() == 0
+        assert sent == []
+        store.put([reading("barrel-0001", alcohol=10.0)])
+        assert s.step() == 1
+        assert sent == ["BatchGetItem"]  # a few new seqs: read by key
+
+
+def test_a_run_of_missing_seqs_is_looked_up_in_one_read(dynamodb_url, champion_storage):
+    """A writer that reserved a batch and stalled leaves a run of holes: each poll looks the
+    run up with one read, and the readings are scored once they appear."""
+    from wine_assets.readings.schema import parse_reading
+
+    with open_store(dynamodb_url) as store:
+        store.create()
+        store.put([reading("barrel-0000")])
+        late = store._allocate(5)
+        store.put([reading("barrel-0001")])
+        s, ledger = scorer(store, champion_storage)
+        drain(s)
+        assert sorted(s.holes) == late
+        sent = history_reads(store)
+        s.step()
+        assert sent == ["BatchGetItem"]
+        now = "2030-01-01T00:00:00.000000+00:00"
+        parsed = [parse_reading(reading(f"barrel-{i:04d}")) for i in range(2, 7)]
+        store._append_history(parsed, late, now)
+        assert s.step() == 5
+        assert not s.holes
+        rows = ledger.rows(0, 100)
+        assert rows["seq"].tolist() == list(range(1, 8))
+        assert set(rows["outcome"]) == {"scored"}
+        assert ledger.cursor() == 7
+
+
 def test_the_scorer_reports_the_days_work_to_dagster_at_a_bounded_rate(
     sqlite_url, champion_storage
 ):

@@ -146,6 +146,29 @@ def test_history_frame_holds_the_history_as_typed_columns(store: ReadingsStore) 
     assert empty["seq"].dtype == np.dtype("int64") and empty["wine_type"].dtype == "string"
 
 
+def test_dynamodb_history_frame_reads_by_key_or_query_alike(
+    dynamodb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short range of handed-out seqs is read by key, a long one by Query: the same frame
+    either way, holes (a seq handed out, never written) left out, nothing past the counter."""
+    with open_store(dynamodb_url) as s:
+        s.create()
+        s.put([reading(f"barrel-{i}", ph=3.0 + i / 100) for i in range(40)])
+        s._allocate(3)  # a writer that reserved seqs and never wrote them
+        s.put([reading(f"barrel-{i}", ph=3.5) for i in range(10)])
+
+        def unordered(parsed: dict, **_: object) -> None:  # DynamoDB keeps no key order
+            for items in parsed.get("Responses", {}).values():
+                items.reverse()
+
+        s._client.meta.events.register("after-call.dynamodb.BatchGetItem", unordered)
+        by_key = s.history_frame(0, 60)
+        assert by_key["seq"].tolist() == [*range(1, 41), *range(44, 54)]
+        monkeypatch.setattr(dynamodb_store, "KEYED_READS", 0)
+        pd.testing.assert_frame_equal(s.history_frame(0, 60), by_key)
+        assert len(s.history_frame(53, 10_000)) == 0
+
+
 def test_predictions_do_not_change_seq(store: ReadingsStore) -> None:
     seqs = store.put([reading("barrel-1"), reading("barrel-2")])
     cursor = store.max_seq()
@@ -779,6 +802,7 @@ def test_batch_write_retries_leftovers_then_names_the_table(
             }
             for seq in range(1, 31)
         ]
+        s._allocate(30)  # the seqs the items carry, handed out as a writer would
         slow = _Unprocessing(s._client, send=10)
         batch_write(slow, s.history_table, items)
         assert s.history_frame(0, 100)["seq"].tolist() == list(range(1, 31))

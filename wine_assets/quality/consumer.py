@@ -57,7 +57,7 @@ from wine_assets.quality.snapshot import (
     screen_features,
     training_ranges,
 )
-from wine_assets.readings.store import ReadingsStore, utc_now
+from wine_assets.readings.store import ReadingsStore, key_ranges, utc_now
 
 log = logging.getLogger("wine-scorer")
 
@@ -252,11 +252,13 @@ class BarrelScorer:
         of readings newly recorded."""
         champion = self.champion()  # NotReady: nothing read, nothing moved
         page = self._read()
-        found = [self.store.history_frame(seq - 1, seq) for seq in sorted(self.holes)]
+        # One read per run of consecutive holes (a stalled writer leaves a whole batch).
+        found = [self.store.history_frame(lo - 1, hi) for lo, hi in key_ranges(self.holes)]
         found = [f for f in found if len(f)]
         now = time.monotonic()
         for part in found:
-            self.holes.pop(int(part["seq"].iloc[0]), None)
+            for seq in part["seq"].tolist():
+                self.holes.pop(seq, None)
         if len(page):
             seqs = page["seq"].to_numpy()
             top = int(seqs[-1])  # ordered by seq

@@ -39,8 +39,8 @@ from wine_assets.readings.store import ReadingsStore
 __all__ = ["OUTCOMES", "LedgerRow", "Rows", "ScoreLedger", "frame", "open_ledger"]
 
 OUTCOMES = ("scored", "quarantined", "lost")
-#: Concurrent DynamoDB requests of one commit.
-WORKERS = 16
+#: Concurrent DynamoDB requests of one commit (DynamoDB calls are latency-bound).
+WORKERS = 32
 CURSOR_KEY = "scorer_cursor"
 
 

@@ -107,9 +107,15 @@ TTL_ATTRIBUTE = "expires_at"
 TTL_GRACE_DAYS = 2
 #: Items per BatchWriteItem request (DynamoDB's limit).
 BATCH_ITEMS = 25
+#: Up to this many handed-out seqs, ``history_frame`` reads them by key (one BatchGetItem):
+#: its cost follows the keys, where a Query's on moto follows the whole table.
+KEYED_READS = 100
+#: Concurrent requests one store's client serves (botocore's default pool holds 10): the
+#: scorer writes a tick's scores back in parallel (``ledger.WORKERS``).
+POOL = 32
 #: botocore's standard retries (throttling, RequestLimitExceeded, 5xx, timeouts) with backoff
 #: and jitter, as many attempts as its legacy DynamoDB policy made.
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=POOL)
 
 
 def _num(value: float | int) -> dict[str, str]:
@@ -174,7 +180,7 @@ class DynamoDbReadingsStore(ReadingsStore):
         self.history_table = f"{table}-history"
         self._days_backfilled = False  # cached once seen: the marker is never removed
         self._client = client or boto3.client(
-            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=RETRIES
+            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG
         )
 
     def __repr__(self) -> str:
@@ -393,6 +399,16 @@ class DynamoDbReadingsStore(ReadingsStore):
         last = _int(response["Attributes"]["last_value"])
         return list(range(last - n + 1, last + 1))
 
+    def _reserved(self) -> int:
+        """The highest seq handed out so far (the counter item, read consistently); 0 at
+        first."""
+        item = self._client.get_item(
+            TableName=self.sequence_table,
+            Key={"sequence_name": _str(SEQUENCE_KEY)},
+            ConsistentRead=True,
+        ).get("Item")
+        return _int(item["last_value"]) if item else 0
+
     def _write_reading(self, reading: Reading, seq: int, updated_at: str) -> bool:
         """Write one reading with its seq unless a newer one is stored; False when dropped."""
         names = {f"#a{i}": attr for i, attr in enumerate(_READING_ATTRS)}
@@ -509,20 +525,24 @@ class DynamoDbReadingsStore(ReadingsStore):
         return True
 
     def _existing(self, barrel_ids: set[str]) -> set[str]:
-        """Which of the barrels have an item (BatchGetItem, 100 keys per request)."""
-        found: set[str] = set()
-        ids = sorted(barrel_ids)
-        for start in range(0, len(ids), 100):
+        """Which of the barrels have an item."""
+        keys = [{"barrel_id": _str(b)} for b in sorted(barrel_ids)]
+        return {i["barrel_id"]["S"] for i in self._batch_get(self.table, keys, "barrel_id")}
+
+    def _batch_get(
+        self, table: str, keys: Sequence[Mapping[str, Any]], projection: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The items of ``keys`` that exist (consistent BatchGetItem, 100 keys a request,
+        leftovers retried), in no particular order."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
             request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [{"barrel_id": _str(b)} for b in ids[start : start + 100]],
-                    "ProjectionExpression": "barrel_id",
-                    "ConsistentRead": True,
-                }
+                table: {"Keys": list(keys[start : start + 100]), "ConsistentRead": True}
+                | ({"ProjectionExpression": projection} if projection else {})
             }
             while request:
                 response = self._client.batch_get_item(RequestItems=request)
-                found.update(i["barrel_id"]["S"] for i in response["Responses"][self.table])
+                found.extend(response["Responses"][table])
                 request = response.get("UnprocessedKeys") or {}
         return found
 
@@ -570,11 +590,19 @@ class DynamoDbReadingsStore(ReadingsStore):
         return [_reading(i) for items in pages for i in items]
 
     def history_frame(self, after: int, upto: int) -> pd.DataFrame:
-        """One consistent, paged Query of the history table's seq range."""
+        """The history's seq range, read consistently. A follower's poll first reads the
+        counter: nothing handed out above ``after`` means nothing to read; a few seqs handed
+        out are read by key (``KEYED_READS``); more by one paged Query."""
         _check_cursor(after, None)
         _check_cursor(upto, None)
-        if upto <= after:
+        top = min(upto, self._reserved()) if upto > after else after
+        if top <= after:
             return _history_frame([])
+        if top - after <= KEYED_READS:
+            keys = [{"shard": _str(SHARD), "seq": _num(q)} for q in range(after + 1, top + 1)]
+            return _history_frame(
+                [_history_row(i) for i in self._batch_get(self.history_table, keys)]
+            )
         pages = self._query_pages(
             TableName=self.history_table,
             KeyConditionExpression="#s = :shard AND #q BETWEEN :lo AND :hi",
@@ -582,7 +610,7 @@ class DynamoDbReadingsStore(ReadingsStore):
             ExpressionAttributeValues={
                 ":shard": _str(SHARD),
                 ":lo": _num(after + 1),
-                ":hi": _num(upto),
+                ":hi": _num(top),
             },
             ConsistentRead=True,
         )

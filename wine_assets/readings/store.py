@@ -43,6 +43,7 @@ __all__ = [
     "HISTORY_COLUMNS",
     "PredictionColumns",
     "ReadingsStore",
+    "key_ranges",
     "open_store",
     "utc_now",
     "validate_batch",
@@ -550,6 +551,18 @@ def _day_window(day: date) -> tuple[str, str]:
     """``[day, day + 1)`` in the store's ``updated_at`` format."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return _time_window(start, start + timedelta(days=1))
+
+
+def key_ranges(keys: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted keys as maximal inclusive runs of consecutive integers: every key inside a
+    range is one of ``keys``, so deleting the ranges deletes nothing else."""
+    ranges: list[tuple[int, int]] = []
+    for k in sorted(keys):
+        if ranges and k == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], k)
+        else:
+            ranges.append((k, k))
+    return ranges
 
 
 def _chunks(ranges: Sequence[tuple[int, int]], size: int) -> Iterator[list[tuple[int, int]]]:

@@ -37,7 +37,7 @@ import pandas as pd
 from platform_core.storage import PlatformStorage
 from wine_assets.monitoring.prediction_log import PredictionLog
 from wine_assets.quality.ledger import ScoreLedger
-from wine_assets.readings.store import ReadingsStore
+from wine_assets.readings.store import ReadingsStore, key_ranges
 
 ARCHIVE_PREFIX = "archive"
 #: Keys per delete transaction/request group.
@@ -202,18 +202,6 @@ def archive_day(
     storage.write_parquet(archive_key(table.name, day), merged)
     result = verify(storage, table, day, hot, len(merged))
     return Archived(**{**result.__dict__, "written": True})
-
-
-def key_ranges(keys: frozenset[int] | Sequence[int]) -> list[tuple[int, int]]:
-    """Sorted keys as maximal inclusive runs of consecutive integers: every key inside a
-    range is one of ``keys``, so deleting the ranges deletes nothing else."""
-    ranges: list[tuple[int, int]] = []
-    for k in sorted(keys):
-        if ranges and k == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], k)
-        else:
-            ranges.append((k, k))
-    return ranges
 
 
 @dataclass(frozen=True)
