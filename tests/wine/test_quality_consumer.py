@@ -279,6 +279,38 @@ def test_a_run_of_missing_seqs_is_looked_up_in_one_read(dynamodb_url, champion_s
         assert ledger.cursor() == 7
 
 
+@pytest.mark.parametrize("settle_s", [0.0, 2.0])
+def test_a_batch_still_being_written_is_scored_in_one_commit(
+    dynamodb_url, champion_storage, settle_s
+):
+    """A writer hands out its batch's seqs, then writes the readings in parts: the scorer
+    reads on until the batch is there (at most ``settle_s``) and commits it once."""
+    import threading
+
+    from wine_assets.readings.schema import parse_reading
+
+    with open_store(dynamodb_url) as store:
+        store.create()
+        s, ledger = scorer(store, champion_storage, settle_s=settle_s)
+        s.champion()  # loaded before the clock starts
+        seqs = store._allocate(4)
+        batch = [parse_reading(reading(f"barrel-{i:04d}")) for i in range(4)]
+        now = "2030-01-01T00:00:00.000000+00:00"
+        store._append_history(batch[:2], seqs[:2], now)
+        rest = threading.Timer(0.3, store._append_history, (batch[2:], seqs[2:], now))
+        rest.start()
+        try:
+            first = s.step()
+        finally:
+            rest.join()
+        if settle_s:
+            assert first == 4 and ledger.cursor() == seqs[-1]
+        else:  # scored as it appears: the first part now, the rest at the next step
+            assert first == 2 and ledger.cursor() == seqs[1]
+            s.step()
+        assert ledger.rows(0, 100)["seq"].tolist() == seqs
+
+
 def test_the_scorer_reports_the_days_work_to_dagster_at_a_bounded_rate(
     sqlite_url, champion_storage
 ):
@@ -306,6 +338,55 @@ def test_the_scorer_reports_the_days_work_to_dagster_at_a_bounded_rate(
             assert mat.metadata["seq_range"].value == "[1, 20]"
             assert mat.metadata[count].value == 20
         assert reporter.reported == 2
+
+
+class SlowInstance:
+    """An instance whose event writes wait for ``gate`` and fail while ``down``."""
+
+    def __init__(self, instance) -> None:
+        import threading
+
+        self.instance = instance
+        self.gate = threading.Event()
+        self.down = False
+
+    def report_runless_asset_event(self, event) -> None:
+        assert self.gate.wait(30)
+        if self.down:
+            raise ConnectionError("instance down")
+        self.instance.report_runless_asset_event(event)
+
+
+def test_reports_are_sent_beside_the_scoring_loop_and_kept_until_they_land(
+    sqlite_url, champion_storage
+):
+    """The scorer never waits for the instance: a due report is sent from another thread;
+    one that fails keeps its days' tallies, merged with later ones, for the next report."""
+    with dg.instance_for_test() as instance, open_store(sqlite_url) as store:
+        store.create()
+        slow = SlowInstance(instance)
+        reporter = DagsterReporter(slow, every_s=0)
+        s, ledger = scorer(store, champion_storage, reporter=reporter)
+        seed_store(store, 10, np.random.default_rng(5), "both")
+        drain(s)
+        slow.down = True
+        t0 = time.monotonic()
+        reporter.maybe_report()  # due (every_s=0): sent, not waited for
+        assert time.monotonic() - t0 < 1.0 and reporter.tallies == {}
+        tick(store, np.random.default_rng(6))
+        drain(s)  # the loop goes on while the send waits
+        slow.gate.set()
+        reporter.maybe_report(force=True)  # the failed days are back, with the new rows
+        assert reporter.reported == 0
+        slow.down = False
+        reporter.maybe_report(force=True)
+        reporter.close()
+        assert reporter.reported == 2
+        event = instance.get_latest_materialization_event(dg.AssetKey("wine_sensor_snapshot"))
+        metadata = event.asset_materialization.metadata
+        assert metadata["seq_range"].value == "[1, 20]"
+        assert metadata["readings"].value == 20
+        assert ledger.cursor() == 20
 
 
 def _scorer_proc(env: dict[str, str], log: Path) -> subprocess.Popen:

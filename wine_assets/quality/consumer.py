@@ -31,6 +31,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -63,6 +64,8 @@ log = logging.getLogger("wine-scorer")
 
 #: Readings read per poll at most (a catch-up after an outage goes page by page).
 PAGE = 5000
+#: Pause between reads while a writer's batch is still appearing (``BarrelScorer._settle``).
+SETTLE_POLL_S = 0.02
 
 
 class NotReady(RuntimeError):
@@ -132,35 +135,72 @@ class DayTally:
         written = pd.to_datetime(scored, format="ISO8601", utc=True)
         self.lags.extend((now - written).dt.total_seconds().tolist())
 
+    def merge(self, later: DayTally) -> None:
+        """Add the same day's tally of later commits (this one could not be reported)."""
+        seqs = [self.first_seq, self.last_seq, later.first_seq, later.last_seq]
+        known = [q for q in seqs if q is not None]
+        if known:
+            self.first_seq, self.last_seq = min(known), max(known)
+        self.scored += later.scored
+        self.quarantined += later.quarantined
+        self.lost += later.lost
+        self.lags.extend(later.lags)
+
 
 class DagsterReporter:
-    """Runless materializations of the day's history partitions, at a bounded rate."""
+    """Runless materializations of the day's history partitions, at a bounded rate, sent from
+    a thread of their own: the scoring loop never waits for the instance."""
 
     def __init__(self, instance: Any, every_s: float = 60.0) -> None:
         self.instance = instance
         self.every_s = every_s
         self.tallies: dict[str, DayTally] = {}
+        self.model_version: int | None = None
         self._last = time.monotonic()
         self.reported = 0
+        self._lock = threading.Lock()
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="wine-scorer-report")
+        self._sending: Future[None] | None = None
 
     def add(self, rows: pd.DataFrame, model_version: int | None) -> None:
         """Tally one commit's ledger rows by day."""
         now = datetime.now(UTC)
-        for day, part in rows.groupby("day", sort=True):
-            self.tallies.setdefault(str(day), DayTally()).add(part, now)
-        self.model_version = model_version
+        with self._lock:
+            for day, part in rows.groupby("day", sort=True):
+                self.tallies.setdefault(str(day), DayTally()).add(part, now)
+            self.model_version = model_version
 
     def maybe_report(self, force: bool = False) -> None:
-        """Report every day with news once ``every_s`` has passed (or now, ``force``); a
-        day that turned over is reported at once, so a closed day's last seqs are not held."""
+        """Send every day with news once ``every_s`` has passed (a day that turned over at
+        once, so a closed day's last seqs are not held) unless a send is still under way;
+        ``force``: now, and wait for it."""
+        if self._sending is not None:
+            if not (force or self._sending.done()):
+                return
+            self._sending.result()
+            self._sending = None
         today = datetime.now(UTC).date().isoformat()
-        old_days = [d for d in self.tallies if d < today]
-        due = force or old_days or time.monotonic() - self._last >= self.every_s
-        if not due or not self.tallies:
-            return
+        with self._lock:
+            old_days = [d for d in self.tallies if d < today]
+            due = force or old_days or time.monotonic() - self._last >= self.every_s
+            if not due or not self.tallies:
+                return
+            batch, self.tallies = self.tallies, {}
+            version = self.model_version
+        self._last = time.monotonic()
+        self._sending = self._sender.submit(self._send, batch, version)
+        if force:
+            self._sending.result()
+            self._sending = None
+
+    def _send(self, batch: dict[str, DayTally], model_version: int | None) -> None:
+        """Report each day of ``batch``; on a failure the days not reported go back to the
+        tallies for the next report."""
         import dagster as dg
 
-        for day, tally in sorted(self.tallies.items()):
+        days = sorted(batch)
+        for i, day in enumerate(days):
+            tally = batch[day]
             seq_range = f"[{tally.first_seq}, {tally.last_seq}]"
             common = {"seq_range": seq_range, "first_seq": tally.first_seq,
                       "last_seq": tally.last_seq, "reported_by": "wine-scorer"}  # fmt: skip
@@ -187,18 +227,26 @@ class DagsterReporter:
                         metadata=common
                         | {
                             "scored": tally.scored,
-                            "model_version": int(self.model_version or 0),
+                            "model_version": int(model_version or 0),
                             "write_to_score_p50_s": float(np.quantile(lags, 0.5)),
                             "write_to_score_p95_s": float(np.quantile(lags, 0.95)),
                         },
                     )
                 )
-            except Exception:  # the instance is down: keep the tally, try again later
+            except Exception:  # the instance is down: keep the tallies, try again later
                 log.exception("could not report to the Dagster instance; retrying later")
+                with self._lock:
+                    for unsent in days[i:]:
+                        kept = batch[unsent]
+                        if unsent in self.tallies:
+                            kept.merge(self.tallies[unsent])
+                        self.tallies[unsent] = kept
                 return
-            del self.tallies[day]
             self.reported += 2
-        self._last = time.monotonic()
+
+    def close(self) -> None:
+        """Wait for a send under way."""
+        self._sender.shutdown(wait=True)
 
 
 class BarrelScorer:
@@ -212,6 +260,7 @@ class BarrelScorer:
         reporter: DagsterReporter | None = None,
         give_up_after_s: float = 300.0,
         page: int = PAGE,
+        settle_s: float = 0.3,
     ) -> None:
         self.store = store
         self.ledger = ledger
@@ -219,6 +268,7 @@ class BarrelScorer:
         self.reporter = reporter
         self.give_up_after_s = give_up_after_s
         self.page = page
+        self.settle_s = settle_s
         #: Every seq up to ``position`` is in the ledger; ``high``: the highest seq read.
         self.position = ledger.cursor()
         self.high = self.position
@@ -247,11 +297,31 @@ class BarrelScorer:
             self._ahead = (top, self._reader.submit(self.store.history_frame, top, top + self.page))
         return page
 
+    def _settle(self, page: pd.DataFrame) -> pd.DataFrame:
+        """A page that stops short of the seqs handed out when it was read (a DynamoDB writer
+        hands out its batch's seqs, then writes the readings 25 at a time) is read on up to
+        them for at most ``settle_s``, so the batch is scored and committed once rather than
+        in pieces. Seqs handed out later are left to the next step."""
+        if not len(page) or len(page) >= self.page:
+            return page
+        parts = [page]
+        top = int(page["seq"].iloc[-1])
+        target = min(self.store.reserved_seq(), self.high + self.page)
+        deadline = time.monotonic() + self.settle_s
+        while top < target and time.monotonic() < deadline:
+            more = self.store.history_frame(top, target)
+            if len(more):
+                parts.append(more)
+                top = int(more["seq"].iloc[-1])
+            else:
+                time.sleep(SETTLE_POLL_S)
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else page
+
     def step(self) -> int:
         """Read what is new (and any hole that appeared), screen, score, commit; the number
         of readings newly recorded."""
         champion = self.champion()  # NotReady: nothing read, nothing moved
-        page = self._read()
+        page = self._settle(self._read())
         # One read per run of consecutive holes (a stalled writer leaves a whole batch).
         found = [self.store.history_frame(lo - 1, hi) for lo, hi in key_ranges(self.holes)]
         found = [f for f in found if len(f)]
@@ -394,6 +464,8 @@ def open_scorer(stack: ExitStack, args: argparse.Namespace) -> BarrelScorer:
     stack.callback(ledger.close)
     instance = _instance(stack)
     reporter = DagsterReporter(instance, args.report_every) if instance is not None else None
+    if reporter is not None:
+        stack.callback(reporter.close)
     source = ChampionSource(model_store, args.champion_every)
     scorer = BarrelScorer(store, ledger, source.current, reporter, args.give_up_after)
     stack.callback(scorer.close)

@@ -399,9 +399,8 @@ class DynamoDbReadingsStore(ReadingsStore):
         last = _int(response["Attributes"]["last_value"])
         return list(range(last - n + 1, last + 1))
 
-    def _reserved(self) -> int:
-        """The highest seq handed out so far (the counter item, read consistently); 0 at
-        first."""
+    def reserved_seq(self) -> int:
+        """The counter item, read consistently; 0 at first."""
         item = self._client.get_item(
             TableName=self.sequence_table,
             Key={"sequence_name": _str(SEQUENCE_KEY)},
@@ -595,7 +594,7 @@ class DynamoDbReadingsStore(ReadingsStore):
         out are read by key (``KEYED_READS``); more by one paged Query."""
         _check_cursor(after, None)
         _check_cursor(upto, None)
-        top = min(upto, self._reserved()) if upto > after else after
+        top = min(upto, self.reserved_seq()) if upto > after else after
         if top <= after:
             return _history_frame([])
         if top - after <= KEYED_READS:

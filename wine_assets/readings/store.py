@@ -359,6 +359,12 @@ class ReadingsStore(ABC):
     def max_seq(self) -> int:
         """Highest seq of a stored reading (the cursor to resume after); 0 when empty."""
 
+    def reserved_seq(self) -> int:
+        """Highest seq handed out to a writer: ``max_seq`` where a batch's seqs and readings
+        are written in one transaction; ahead of it while a DynamoDB writer is still
+        writing its batch."""
+        return self.max_seq()
+
     def write_predictions(self, preds: Sequence[Prediction]) -> int:
         """``write_prediction_columns`` for ``Prediction`` objects (same checks and rules)."""
         return self._write_predictions(validate_predictions(preds))
