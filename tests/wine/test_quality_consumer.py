@@ -285,24 +285,25 @@ def test_a_batch_still_being_written_is_scored_in_one_commit(
 ):
     """A writer hands out its batch's seqs, then writes the readings in parts: the scorer
     reads on until the batch is there (at most ``settle_s``) and commits it once."""
-    import threading
-
     from wine_assets.readings.schema import parse_reading
 
     with open_store(dynamodb_url) as store:
         store.create()
         s, ledger = scorer(store, champion_storage, settle_s=settle_s)
-        s.champion()  # loaded before the clock starts
         seqs = store._allocate(4)
         batch = [parse_reading(reading(f"barrel-{i:04d}")) for i in range(4)]
         now = "2030-01-01T00:00:00.000000+00:00"
         store._append_history(batch[:2], seqs[:2], now)
-        rest = threading.Timer(0.3, store._append_history, (batch[2:], seqs[2:], now))
-        rest.start()
-        try:
-            first = s.step()
-        finally:
-            rest.join()
+        reads = 0
+
+        def write_the_rest(**_: object) -> None:  # once the scorer has read the first part
+            nonlocal reads
+            reads += 1
+            if reads == 1:
+                store._append_history(batch[2:], seqs[2:], now)
+
+        store._client.meta.events.register("after-call.dynamodb.BatchGetItem", write_the_rest)
+        first = s.step()
         if settle_s:
             assert first == 4 and ledger.cursor() == seqs[-1]
         else:  # scored as it appears: the first part now, the rest at the next step
@@ -349,8 +350,10 @@ class SlowInstance:
         self.instance = instance
         self.gate = threading.Event()
         self.down = False
+        self.calls = 0
 
     def report_runless_asset_event(self, event) -> None:
+        self.calls += 1
         assert self.gate.wait(30)
         if self.down:
             raise ConnectionError("instance down")
@@ -370,12 +373,19 @@ def test_reports_are_sent_beside_the_scoring_loop_and_kept_until_they_land(
         seed_store(store, 10, np.random.default_rng(5), "both")
         drain(s)
         slow.down = True
-        t0 = time.monotonic()
-        reporter.maybe_report()  # due (every_s=0): sent, not waited for
-        assert time.monotonic() - t0 < 1.0 and reporter.tallies == {}
-        tick(store, np.random.default_rng(6))
-        drain(s)  # the loop goes on while the send waits
-        slow.gate.set()
+        try:
+            t0 = time.monotonic()
+            reporter.maybe_report()  # due (every_s=0): sent, not waited for
+            assert time.monotonic() - t0 < 1.0 and reporter.tallies == {}
+            tick(store, np.random.default_rng(6))
+            drain(s)  # the loop goes on while the send waits
+            t0 = time.monotonic()
+            reporter.maybe_report()  # a send under way: nothing new sent, nothing waited for
+            assert time.monotonic() - t0 < 1.0 and set(reporter.tallies) == set(
+                ledger.rows(0, 100)["day"]
+            )
+        finally:
+            slow.gate.set()
         reporter.maybe_report(force=True)  # the failed days are back, with the new rows
         assert reporter.reported == 0
         slow.down = False
@@ -387,6 +397,26 @@ def test_reports_are_sent_beside_the_scoring_loop_and_kept_until_they_land(
         assert metadata["seq_range"].value == "[1, 20]"
         assert metadata["readings"].value == 20
         assert ledger.cursor() == 20
+
+
+def test_after_a_failed_report_the_reporter_waits_before_trying_again():
+    """A down instance is tried again after ``every_s``, not on every poll, even with a
+    closed day waiting (which is otherwise reported at once)."""
+    from wine_assets.quality.ledger import LedgerRow, frame
+
+    slow = SlowInstance(None)
+    slow.down = True
+    slow.gate.set()
+    reporter = DagsterReporter(slow, every_s=3600)
+    stamp = "2020-01-01T00:00:00.000000+00:00"
+    row = LedgerRow(1, "barrel-1", "red", "2020-01-01", stamp, "scored", stamp, None, 5.5)
+    reporter.add(frame([row]), 1)
+    reporter.maybe_report()  # a closed day: due at once; the send fails
+    wait_for(lambda: reporter.tallies, 10, "the failed day to be kept")
+    for _ in range(3):
+        reporter.maybe_report()
+    reporter.close()
+    assert slow.calls == 1 and list(reporter.tallies) == ["2020-01-01"]
 
 
 def _scorer_proc(env: dict[str, str], log: Path) -> subprocess.Popen:

@@ -164,8 +164,11 @@ def test_dynamodb_history_frame_reads_by_key_or_query_alike(
         s._client.meta.events.register("after-call.dynamodb.BatchGetItem", unordered)
         by_key = s.history_frame(0, 60)
         assert by_key["seq"].tolist() == [*range(1, 41), *range(44, 54)]
+        assert s.history_frame(0, 20)["seq"].tolist() == list(range(1, 21))
         monkeypatch.setattr(dynamodb_store, "KEYED_READS", 0)
         pd.testing.assert_frame_equal(s.history_frame(0, 60), by_key)
+        row = s.history(52, 53)
+        s._append_history(row, [60], row[0].updated_at)  # an item no writer was handed
         assert len(s.history_frame(53, 10_000)) == 0
 
 

@@ -161,6 +161,8 @@ class DagsterReporter:
         self._lock = threading.Lock()
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="wine-scorer-report")
         self._sending: Future[None] | None = None
+        #: After a failed send, nothing is sent before this (monotonic) time unless forced.
+        self._hold_until = 0.0
 
     def add(self, rows: pd.DataFrame, model_version: int | None) -> None:
         """Tally one commit's ledger rows by day."""
@@ -179,6 +181,8 @@ class DagsterReporter:
                 return
             self._sending.result()
             self._sending = None
+        if not force and time.monotonic() < self._hold_until:
+            return
         today = datetime.now(UTC).date().isoformat()
         with self._lock:
             old_days = [d for d in self.tallies if d < today]
@@ -195,7 +199,7 @@ class DagsterReporter:
 
     def _send(self, batch: dict[str, DayTally], model_version: int | None) -> None:
         """Report each day of ``batch``; on a failure the days not reported go back to the
-        tallies for the next report."""
+        tallies, sent again after ``every_s``."""
         import dagster as dg
 
         days = sorted(batch)
@@ -234,7 +238,10 @@ class DagsterReporter:
                     )
                 )
             except Exception:  # the instance is down: keep the tallies, try again later
-                log.exception("could not report to the Dagster instance; retrying later")
+                log.exception(
+                    "could not report to the Dagster instance; retrying in %.0f s", self.every_s
+                )
+                self._hold_until = time.monotonic() + self.every_s
                 with self._lock:
                     for unsent in days[i:]:
                         kept = batch[unsent]

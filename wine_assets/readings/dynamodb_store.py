@@ -108,11 +108,12 @@ TTL_GRACE_DAYS = 2
 #: Items per BatchWriteItem request (DynamoDB's limit).
 BATCH_ITEMS = 25
 #: Up to this many handed-out seqs, ``history_frame`` reads them by key (one BatchGetItem):
-#: its cost follows the keys, where a Query's on moto follows the whole table.
+#: its cost follows the keys, where a Query's on moto follows the whole table. On AWS a key
+#: costs a read unit where a Query costs one per 4 KB: 10 units a second at 100 barrels a tick.
 KEYED_READS = 100
 #: Concurrent requests one store's client serves (botocore's default pool holds 10): the
-#: scorer writes a tick's scores back in parallel (``ledger.WORKERS``).
-POOL = 32
+#: scorer's 32 commit requests at once (``ledger.WORKERS``), its loop and its read-ahead.
+POOL = 34
 #: botocore's standard retries (throttling, RequestLimitExceeded, 5xx, timeouts) with backoff
 #: and jitter, as many attempts as its legacy DynamoDB policy made.
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=POOL)
@@ -179,6 +180,8 @@ class DynamoDbReadingsStore(ReadingsStore):
         self.sequence_table = f"{table}-sequence"
         self.history_table = f"{table}-history"
         self._days_backfilled = False  # cached once seen: the marker is never removed
+        #: The highest counter value read: the counter never goes down.
+        self._reserved_seen = 0
         self._client = client or boto3.client(
             "dynamodb", region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG
         )
@@ -406,7 +409,8 @@ class DynamoDbReadingsStore(ReadingsStore):
             Key={"sequence_name": _str(SEQUENCE_KEY)},
             ConsistentRead=True,
         ).get("Item")
-        return _int(item["last_value"]) if item else 0
+        self._reserved_seen = max(self._reserved_seen, _int(item["last_value"]) if item else 0)
+        return self._reserved_seen
 
     def _write_reading(self, reading: Reading, seq: int, updated_at: str) -> bool:
         """Write one reading with its seq unless a newer one is stored; False when dropped."""
@@ -532,17 +536,24 @@ class DynamoDbReadingsStore(ReadingsStore):
         self, table: str, keys: Sequence[Mapping[str, Any]], projection: str | None = None
     ) -> list[dict[str, Any]]:
         """The items of ``keys`` that exist (consistent BatchGetItem, 100 keys a request,
-        leftovers retried), in no particular order."""
+        leftovers retried with a growing pause, as ``batch_write``), in no particular
+        order."""
         found: list[dict[str, Any]] = []
         for start in range(0, len(keys), 100):
             request: dict[str, Any] = {
                 table: {"Keys": list(keys[start : start + 100]), "ConsistentRead": True}
                 | ({"ProjectionExpression": projection} if projection else {})
             }
-            while request:
+            for attempt in range(10):
                 response = self._client.batch_get_item(RequestItems=request)
                 found.extend(response["Responses"][table])
                 request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            else:
+                left = len(request[table]["Keys"])
+                raise RuntimeError(f"{table}: {left} reads still unprocessed")
         return found
 
     # -- reads --------------------------------------------------------------------------
@@ -594,7 +605,11 @@ class DynamoDbReadingsStore(ReadingsStore):
         out are read by key (``KEYED_READS``); more by one paged Query."""
         _check_cursor(after, None)
         _check_cursor(upto, None)
-        top = min(upto, self.reserved_seq()) if upto > after else after
+        if upto <= after:
+            return _history_frame([])
+        # A range below a counter value already read (a hole, the rest of a batch) needs no
+        # new read of the counter.
+        top = upto if upto <= self._reserved_seen else min(upto, self.reserved_seq())
         if top <= after:
             return _history_frame([])
         if top - after <= KEYED_READS:

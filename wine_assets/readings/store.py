@@ -346,10 +346,11 @@ class ReadingsStore(ABC):
 
     @abstractmethod
     def history_frame(self, after: int, upto: int) -> pd.DataFrame:
-        """Every reading written with ``after < seq <= upto``, superseded ones included, as
-        ``HISTORY_COLUMNS`` ordered by seq: the append-only log that lets a late consumer
-        score every change, not only the ones still current when it looks. Columns, so a
-        consumer catching up reads a page of readings without an object per reading."""
+        """Every reading written with ``after < seq <= upto`` (and seq handed out by
+        ``reserved_seq``), superseded ones included, as ``HISTORY_COLUMNS`` ordered by seq:
+        the append-only log that lets a late consumer score every change, not only the ones
+        still current when it looks. Columns, so a consumer catching up reads a page of
+        readings without an object per reading."""
 
     def history(self, after: int, upto: int) -> list[Reading]:
         """``history_frame`` as ``Reading`` objects (a few readings: checks and tests)."""
