@@ -11,6 +11,7 @@ their sha256 check and loading them (skops), imports already done; goal <= 1 s.
 With ``--repeats N`` both sides run N times, alternating (a repeat starts from an empty ledger:
 the store then updates its predictions instead of inserting them), and each side's best time
 counts: on a shared 2-core machine single runs of either side vary by 10-15 %.
+``asset_phases_s`` splits the best scorer run into scoring, committing and the rest.
 
     python benchmarks/batch_scoring.py --json FILE --rows 1000000 [--repeats 3]
 """
@@ -22,12 +23,27 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from figures import emit
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def timed(spent: dict[str, float], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, adding the seconds each call takes to ``spent[name]``."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[name] += time.perf_counter() - t0
+
+    return call
 
 
 def measure(rows: int, batch: int, repeats: int) -> dict:
@@ -74,21 +90,27 @@ def measure(rows: int, batch: int, repeats: int) -> dict:
             readings = store.history_frame(0, store.max_seq())
         seed_s = time.perf_counter() - t0
         asset_times, bare_times, load_times = [], [], []
+        phases: list[dict[str, float]] = []
         for _ in range(repeats):
             with sqlite3.connect(f"{tmp}/readings.db") as conn:  # an empty ledger, position 0
                 conn.execute("DROP TABLE IF EXISTS scoring_log")
                 conn.execute("DELETE FROM meta WHERE key = 'scorer_cursor'")
+            spent = {"score": 0.0, "commit": 0.0}
             t0 = time.perf_counter()
             with open_store(url) as store:
                 ledger = open_ledger(store)
                 source = ChampionSource(ModelStoreResource(storage=storage))
                 scorer = BarrelScorer(store, ledger, source.current, page=100_000)
+                scorer.rows = timed(spent, "score", scorer.rows)
+                ledger.commit = timed(spent, "commit", ledger.commit)
                 scored = 0
                 while added := scorer.step():
                     scored += added
                 scorer.close()
                 ledger.close()
             asset_times.append(time.perf_counter() - t0)
+            spent["other"] = asset_times[-1] - spent["score"] - spent["commit"]
+            phases.append({k: round(v, 3) for k, v in spent.items()})
             snap = readings
             t0 = time.perf_counter()  # the bare model: load the champion's files and predict
             loaded = wine_model.from_files(registry.verify(mv))
@@ -106,6 +128,9 @@ def measure(rows: int, batch: int, repeats: int) -> dict:
         "bare_rows_per_s": round(rows / bare_s, 1),
         "ratio": round(bare_s / asset_s, 3),
         "asset_runs_s": [round(t, 3) for t in asset_times],
+        # The best scorer run's time in BarrelScorer.rows (screen, predict, intervals, the
+        # ledger frame), in the ledger's commit, and the rest (reading, loading the champion).
+        "asset_phases_s": phases[asset_times.index(asset_s)],
         "bare_runs_s": [round(t, 3) for t in bare_times],
         "load_s": round(min(load_times), 3),
         "seed_s": round(seed_s, 3),
