@@ -767,6 +767,9 @@ class _Unprocessing:
     def __init__(self, client: Any, send: int) -> None:
         self.client, self.send, self.requests = client, send, 0
 
+    def __getattr__(self, name: str) -> Any:  # every other call: the real client's
+        return getattr(self.client, name)
+
     def batch_write_item(self, RequestItems: dict[str, list[Any]]) -> dict[str, Any]:  # noqa: N803
         self.requests += 1
         ((table, items),) = RequestItems.items()
@@ -774,6 +777,41 @@ class _Unprocessing:
             self.client.batch_write_item(RequestItems={table: items[: self.send]})
         rest = items[self.send :]
         return {"UnprocessedItems": {table: rest} if rest else {}}
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+        """The same for reads: the first ``send`` keys answered, the rest handed back."""
+        self.requests += 1
+        ((table, request),) = RequestItems.items()
+        keys = request["Keys"]
+        answered = {table: []}
+        if self.send:
+            part = {table: {**request, "Keys": keys[: self.send]}}
+            answered = self.client.batch_get_item(RequestItems=part)["Responses"]
+        rest = keys[self.send :]
+        return {
+            "Responses": answered,
+            "UnprocessedKeys": {table: {**request, "Keys": rest}} if rest else {},
+        }
+
+
+def test_batch_get_retries_leftovers_then_names_the_table(
+    dynamodb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keyed history reads get every item however many keys come back unprocessed, and keys
+    still left after ten tries fail loudly."""
+    monkeypatch.setattr(dynamodb_store.time, "sleep", lambda s: None)
+    with open_store(dynamodb_url) as s:
+        s.create()
+        s.put([reading(f"barrel-{i}") for i in range(12)])
+        real = s._client
+        slow = _Unprocessing(real, send=5)
+        s._client = slow
+        assert s.history_frame(0, 12)["seq"].tolist() == list(range(1, 13))
+        assert slow.requests == 3  # 5, 5, 2
+        s._client = _Unprocessing(real, send=0)
+        with pytest.raises(RuntimeError, match=f"{s.history_table}: 12 reads still unprocessed"):
+            s.history_frame(0, 12)
+        s._client = real
 
 
 def test_batch_write_retries_leftovers_then_names_the_table(

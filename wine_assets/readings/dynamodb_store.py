@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -539,21 +539,18 @@ class DynamoDbReadingsStore(ReadingsStore):
         leftovers retried with a growing pause, as ``batch_write``), in no particular
         order."""
         found: list[dict[str, Any]] = []
+
+        def get(request: Mapping[str, Any]) -> Mapping[str, Any] | None:
+            response = self._client.batch_get_item(RequestItems=request)
+            found.extend(response["Responses"][table])
+            return response.get("UnprocessedKeys")
+
         for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {
+            request = {
                 table: {"Keys": list(keys[start : start + 100]), "ConsistentRead": True}
                 | ({"ProjectionExpression": projection} if projection else {})
             }
-            for attempt in range(10):
-                response = self._client.batch_get_item(RequestItems=request)
-                found.extend(response["Responses"][table])
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(0.05 * 2**attempt)
-            else:
-                left = len(request[table]["Keys"])
-                raise RuntimeError(f"{table}: {left} reads still unprocessed")
+            _until_processed(get, request, table, "reads")
         return found
 
     # -- reads --------------------------------------------------------------------------
@@ -837,14 +834,31 @@ def batch_write(client: Any, table: str, items: Sequence[Mapping[str, Any]]) -> 
     tries. Puts and deletes by key are idempotent, so a caller redoing a batch after a crash
     rewrites the same items."""
     for start in range(0, len(items), BATCH_ITEMS):
-        request: Mapping[str, Any] = {table: list(items[start : start + BATCH_ITEMS])}
-        for attempt in range(10):
-            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems")
-            if not request:
-                break
-            time.sleep(0.05 * 2**attempt)
-        else:
-            raise RuntimeError(f"{table}: {len(request[table])} writes still unprocessed")
+        _until_processed(
+            lambda request: client.batch_write_item(RequestItems=request).get("UnprocessedItems"),
+            {table: list(items[start : start + BATCH_ITEMS])},
+            table,
+            "writes",
+        )
+
+
+def _until_processed(
+    send: Callable[[Mapping[str, Any]], Mapping[str, Any] | None],
+    request: Mapping[str, Any],
+    table: str,
+    what: str,
+) -> None:
+    """Send a batch request, then what ``send`` returns as left unprocessed, with a growing
+    pause; a ``RuntimeError`` naming the table when some are still left after ten tries."""
+    left: Mapping[str, Any] | None = request
+    for attempt in range(10):
+        left = send(left)
+        if not left:
+            return
+        time.sleep(0.05 * 2**attempt)
+    rest = left[table]
+    count = len(rest["Keys"]) if isinstance(rest, Mapping) else len(rest)
+    raise RuntimeError(f"{table}: {count} {what} still unprocessed")
 
 
 def _index_names(table: Mapping[str, Any]) -> set[str]:
